@@ -1,0 +1,135 @@
+// dyt/cpu/row_engine.hpp: how the CPU backends sweep one row.
+//
+// The row algorithms in ops/ are written against an "engine" offering
+//   eng.for_each(f)   calls f(at) for every position of the row, in order;
+//   eng.sum(f)        the same, returning the sum of what f returns;
+//   eng.sum2(f)       the same for a sum_pair of two sums;
+// where `at` is a position that loads, stores and broadcasts: a vector of
+// simd::width<C> columns in the body of the row and single columns in the
+// tail (any column count >= 1). Reductions use a fixed association order, so
+// results are bit-identical run after run.
+#pragma once
+
+#include "../ops/lanes.hpp"
+#include "../types.hpp"
+#include "../view.hpp"
+
+#if DYT_USE_XSIMD
+#include "convert.hpp"
+#endif
+
+namespace dyt {
+namespace cpu_detail {
+
+// One column, in compute type C (float, or double for the reference backend).
+template <class C>
+struct scalar_at {
+  using value_type = C;
+  index_t j;
+
+  template <class T>
+  DYT_INLINE C load(const T* p) const {
+    return static_cast<C>(scalar_traits<T>::load(p[j]));
+  }
+  // Rounds once to T's format (the reference backend's double goes through
+  // float first for 16-bit T; the tests' tolerances cover that double rounding).
+  template <class T>
+  DYT_INLINE void store(T* p, C v) const {
+    p[j] = scalar_traits<T>::store(static_cast<compute_t<T>>(v));
+  }
+  DYT_INLINE static C splat(C c) { return c; }
+};
+
+#if DYT_USE_XSIMD
+// simd::width<C> consecutive columns starting at j; loads and stores are unaligned.
+template <class C>
+struct vector_at {
+  using value_type = simd::batch<C>;
+  index_t j;
+
+  template <class T>
+  DYT_INLINE value_type load(const T* p) const {
+    static_assert(std::is_same<compute_t<T>, C>::value, "vector lanes compute in T's own compute type");
+    return simd::load(p + j);
+  }
+  template <class T>
+  DYT_INLINE void store(T* p, const value_type& v) const {
+    simd::store(p + j, v);
+  }
+  DYT_INLINE static value_type splat(C c) { return value_type(c); }
+};
+#endif
+
+template <class C, bool Vectorized>
+struct row_engine {
+  using compute_type = C;
+  index_t cols;
+
+  template <class F>
+  DYT_INLINE void for_each(F&& f) const {
+    index_t j = 0;
+#if DYT_USE_XSIMD
+    if constexpr (Vectorized) {
+      constexpr index_t w = simd::width<C>;
+      for (; j + w <= cols; j += w) f(vector_at<C>{j});
+    }
+#endif
+    for (; j < cols; ++j) f(scalar_at<C>{j});
+  }
+
+  // Vector body with two accumulators (hides the add latency), folded
+  // ((a0 + a1) summed across lanes) + tail, always in that order.
+  template <class F>
+  DYT_INLINE C sum(F&& f) const {
+    index_t j = 0;
+    C body = C(0);
+#if DYT_USE_XSIMD
+    if constexpr (Vectorized) {
+      using V = simd::batch<C>;
+      constexpr index_t w = simd::width<C>;
+      V a0(C(0)), a1(C(0));
+      for (; j + 2 * w <= cols; j += 2 * w) {
+        a0 += f(vector_at<C>{j});
+        a1 += f(vector_at<C>{j + w});
+      }
+      if (j + w <= cols) {
+        a0 += f(vector_at<C>{j});
+        j += w;
+      }
+      body = simd::reduce_add(a0 + a1);
+    }
+#endif
+    C tail = C(0);
+    for (; j < cols; ++j) tail += f(scalar_at<C>{j});
+    return body + tail;
+  }
+
+  template <class F>
+  DYT_INLINE ops::sum_pair<C> sum2(F&& f) const {
+    index_t j = 0;
+    ops::sum_pair<C> body{C(0), C(0)};
+#if DYT_USE_XSIMD
+    if constexpr (Vectorized) {
+      using V = simd::batch<C>;
+      constexpr index_t w = simd::width<C>;
+      V a(C(0)), b(C(0));
+      for (; j + w <= cols; j += w) {
+        ops::sum_pair<V> s = f(vector_at<C>{j});
+        a += s.first;
+        b += s.second;
+      }
+      body = {simd::reduce_add(a), simd::reduce_add(b)};
+    }
+#endif
+    ops::sum_pair<C> tail{C(0), C(0)};
+    for (; j < cols; ++j) {
+      ops::sum_pair<C> s = f(scalar_at<C>{j});
+      tail.first += s.first;
+      tail.second += s.second;
+    }
+    return {body.first + tail.first, body.second + tail.second};
+  }
+};
+
+}  // namespace cpu_detail
+}  // namespace dyt

@@ -1,0 +1,77 @@
+// dyt/cpu/runner.hpp: the loops over rows and chunks of the CPU backends
+// (reference, cpu_scalar, cpu). Row math comes from ops/; the engine decides
+// how a row is swept; this file only decides which rows and where partial
+// gradient sums go.
+#pragma once
+
+#include "../backend.hpp"
+#include "../backward_plan.hpp"
+#include "row_engine.hpp"
+
+namespace dyt {
+namespace cpu_detail {
+
+template <class Backend, class T>
+struct runner {
+  using C = typename backend_traits<Backend, T>::compute_type;
+  using engine = row_engine<C, backend_traits<Backend, T>::vectorized>;
+
+  // row_fn(eng, r) for every row r in [0, rows).
+  template <class RowFn>
+  static void rows(index_t rows, index_t cols, RowFn&& row_fn) {
+    const engine eng{cols};
+    for (index_t r = 0; r < rows; ++r) row_fn(eng, r);
+  }
+
+  // Backward over chunks [first, last) of the plan. Each chunk's slot is
+  // zeroed, then row_fn(eng, r, col_acc, scalar_acc) adds each row's
+  // contribution in row order; col_acc[i] / scalar_acc are null where `want`
+  // says a gradient is not needed (and always null without a workspace).
+  template <class RowFn>
+  static void chunks(const backward_plan& plan, index_t first, index_t last, const detail::grad_layout& layout,
+                     const bool* want_col, bool want_scalar, C* workspace, RowFn&& row_fn) {
+    const engine eng{layout.cols};
+    const index_t stride = layout.template slot_stride<C>();
+    for (index_t k = first; k < last; ++k) {
+      C* col_acc[2] = {nullptr, nullptr};
+      C* scalar_acc = nullptr;
+      if (workspace) {
+        C* slot = workspace + k * stride;
+        for (index_t i = 0; i < stride; ++i) slot[i] = C(0);
+        for (int g = 0; g < layout.col_grads; ++g)
+          if (want_col[g]) col_acc[g] = slot + g * layout.cols;
+        if (want_scalar && layout.scalar_grads) scalar_acc = slot + layout.col_grads * layout.cols;
+      }
+      for (index_t r = plan.chunk_begin(k); r < plan.chunk_begin(k + 1); ++r) row_fn(eng, r, col_acc, scalar_acc);
+    }
+  }
+
+  // Adds the chunks' slots in chunk order, column by column, and writes (or
+  // adds to) the caller's gradients; null outputs are skipped.
+  static void reduce(const backward_plan& plan, const detail::grad_layout& layout, const C* workspace,
+                     T* const* col_out, T* scalar_out, grad_mode mode) {
+    const engine eng{layout.cols};
+    const index_t stride = layout.template slot_stride<C>();
+    const bool accumulate = mode == grad_mode::accumulate;
+    for (int g = 0; g < layout.col_grads; ++g) {
+      T* out = col_out[g];
+      if (!out) continue;
+      const C* first = workspace + g * layout.cols;
+      eng.for_each([&](const auto& at) {
+        auto total = at.load(first);
+        for (index_t k = 1; k < plan.chunks; ++k) total = total + at.load(first + k * stride);
+        at.store(out, accumulate ? decltype(total)(at.load(out) + total) : total);
+      });
+    }
+    if (scalar_out && layout.scalar_grads) {
+      const C* first = workspace + layout.col_grads * layout.cols;
+      C total = first[0];
+      for (index_t k = 1; k < plan.chunks; ++k) total = total + first[k * stride];
+      const scalar_at<C> at{0};
+      at.store(scalar_out, accumulate ? at.load(scalar_out) + total : total);
+    }
+  }
+};
+
+}  // namespace cpu_detail
+}  // namespace dyt

@@ -1,0 +1,68 @@
+// dyt/cpu/simd.hpp: xsimd glue for the CPU backend.
+//
+// Covers the API differences between xsimd 8.1 (Debian 12) and xsimd >= 9:
+// hadd was renamed reduce_add, and bitwise_cast took a batch type in 8.x but an
+// element type since 9.0. Everything else in dyt goes through these wrappers.
+#pragma once
+
+#include "../config.hpp"
+
+#if DYT_USE_XSIMD
+
+#include <cstdint>
+#include <type_traits>
+
+#include <xsimd/xsimd.hpp>
+
+#include "../ops/lanes.hpp"
+
+namespace dyt {
+namespace simd {
+
+template <class T>
+using batch = xsimd::batch<T>;  // the widest instruction set the build targets
+
+template <class T>
+constexpr int width = static_cast<int>(batch<T>::size);
+
+template <class T, class A>
+DYT_INLINE T reduce_add(const xsimd::batch<T, A>& v) {
+#if XSIMD_VERSION_MAJOR >= 9
+  return xsimd::reduce_add(v);
+#else
+  return xsimd::hadd(v);
+#endif
+}
+
+// Reinterprets the bits of a batch as a batch of To of the same width in bytes.
+template <class To, class From, class A>
+DYT_INLINE xsimd::batch<To, A> bit_cast(const xsimd::batch<From, A>& v) {
+  static_assert(sizeof(To) == sizeof(From), "bit_cast keeps the lane size");
+#if XSIMD_VERSION_MAJOR >= 9
+  return xsimd::bitwise_cast<To>(v);
+#else
+  return xsimd::bitwise_cast<xsimd::batch<To, A>>(v);
+#endif
+}
+
+}  // namespace simd
+
+template <class T, class A>
+struct lanes<xsimd::batch<T, A>> {
+  using V = xsimd::batch<T, A>;
+  using scalar_type = T;
+  static constexpr int width = static_cast<int>(V::size);
+
+  // select(), not xsimd::min/max: the x86 min/max instructions drop a NaN
+  // operand depending on argument order; a NaN input must stay NaN.
+  DYT_INLINE static V clamp(const V& x, T lo, T hi) {
+    return xsimd::select(x < V(lo), V(lo), xsimd::select(x > V(hi), V(hi), x));
+  }
+
+  // xsimd's vector tanh: about 1.3 ulp in float (measured in tests/test_tanh.cpp).
+  DYT_INLINE static V tanh(const V& x) { return xsimd::tanh(x); }
+};
+
+}  // namespace dyt
+
+#endif  // DYT_USE_XSIMD

@@ -1,0 +1,169 @@
+// dyt/layers/layer_base.hpp: what the three layers share: argument checks,
+// the loops over rows, and the chunked backward whose parameter gradients do
+// not depend on how rows are split between threads.
+//
+// A layer (CRTP Derived) supplies only what is its own:
+//   static constexpr const char* name;          "dyt::LayerNorm", for messages
+//   static constexpr int stats_saved;           0 (DyT), 1 (rstd), 2 (mean, rstd)
+//   void check_params(arg_check&) const;        eps, alpha, ...
+//   void add_params(region_list&) const;        its parameter arrays
+//   grad_layout layout() const;                 which gradient sums it keeps
+//   void check_grads(arg_check&, region_list&, const gradients&) const;
+//   void grad_outputs(const gradients&, T** col_out, T** scalar_out) const;
+//   auto row_forward(x, y, row_stats<C> save) const;             -> f(eng, r)
+//   auto row_backward(x, dy, dx, row_stats<const C> saved) const;  -> f(eng, r, col_acc, scalar_acc)
+#pragma once
+
+#include <memory>
+#include <new>
+
+#include "../backend.hpp"
+#include "../backward_plan.hpp"
+#include "../cpu/runner.hpp"
+#include "../detail/checks.hpp"
+#include "../status.hpp"
+#include "../view.hpp"
+
+namespace dyt {
+namespace detail {
+
+template <class Derived, class T, class Backend>
+class layer_base {
+ public:
+  using value_type = T;
+  using backend_type = Backend;
+  using compute_type = typename backend_traits<Backend, T>::compute_type;
+
+  index_t cols() const { return cols_; }
+
+  // Scratch the chunk API needs for `plan`: one slot of partial gradient sums
+  // per chunk, aligned to alignof(compute_type). 0 for a layer without parameters.
+  std::size_t workspace_bytes(const backward_plan& plan) const {
+    const grad_layout layout = self().layout();
+    if (layout.empty() || plan.chunks < 1) return 0;
+    return std::size_t(plan.chunks) * std::size_t(layout.template slot_stride<C>()) * sizeof(C);
+  }
+
+ protected:
+  using C = compute_type;
+  using run = cpu_detail::runner<Backend, T>;
+
+  explicit layer_base(index_t cols) : cols_(cols) {}
+
+  const Derived& self() const { return static_cast<const Derived&>(*this); }
+
+  status forward_impl(const char* fn, rows_view<const T> x, rows_view<T> y, row_stats<C> save) const {
+    arg_check check(fn);
+    check_layer(check);
+    check.view(x, "x").view(y, "y").cols_are(x, "x", cols_, "the layer's cols").same_shape(y, "y", x, "x");
+    if (check.ok() && Derived::stats_saved < 2 && save.mean)
+      check.fail(errc::bad_parameter, "a mean buffer is given, but %s computes no mean", Derived::name);
+    if (!check.ok()) return check.result();
+    region_list regions;
+    regions.view("x", x, false).view("y", y, true);
+    regions.array("mean", save.mean, x.rows, true).array("rstd", save.rstd, x.rows, true);
+    self().add_params(regions);
+    if (!check.no_overlap(regions).ok()) return check.result();
+    run::rows(x.rows, cols_, self().row_forward(x, y, save));
+    return status();
+  }
+
+  // The whole-tensor backward: the default plan through the same chunk and
+  // reduce steps a thread pool would run, with a workspace allocated here.
+  template <class Gradients>
+  status backward_impl(const char* fn, rows_view<const T> x, rows_view<const T> dy, rows_view<T> dx,
+                       const Gradients& grads, grad_mode mode, row_stats<const C> saved) const {
+    arg_check check(fn);
+    region_list regions;
+    check_backward(check, regions, x, dy, dx, saved);
+    if (check.ok()) self().check_grads(check, regions, grads);
+    if (!check.ok() || !check.no_overlap(regions).ok()) return check.result();
+
+    const backward_plan plan = make_backward_plan(x.rows);
+    const grad_layout layout = self().layout();
+    T* col_out[2] = {nullptr, nullptr};
+    T* scalar_out = nullptr;
+    self().grad_outputs(grads, col_out, &scalar_out);
+    const bool want_col[2] = {col_out[0] != nullptr, col_out[1] != nullptr};
+    const bool want_scalar = scalar_out != nullptr;
+    auto row_fn = self().row_backward(x, dy, dx, saved);
+    if (!want_col[0] && !want_col[1] && !want_scalar) {
+      run::chunks(plan, 0, plan.chunks, layout, want_col, false, nullptr, row_fn);
+      return status();
+    }
+    const std::size_t count = workspace_bytes(plan) / sizeof(C);
+    std::unique_ptr<C[]> workspace(new (std::nothrow) C[count]);
+    if (!workspace)
+      return status::error(errc::out_of_memory, "%s: cannot allocate the %zu-byte gradient workspace", fn,
+                           count * sizeof(C));
+    run::chunks(plan, 0, plan.chunks, layout, want_col, want_scalar, workspace.get(), row_fn);
+    run::reduce(plan, layout, workspace.get(), col_out, scalar_out, mode);
+    return status();
+  }
+
+  status chunks_impl(const char* fn, const backward_plan& plan, index_t first, index_t last, rows_view<const T> x,
+                     rows_view<const T> dy, rows_view<T> dx, void* workspace, std::size_t workspace_size,
+                     row_stats<const C> saved) const {
+    arg_check check(fn);
+    region_list regions;
+    check.plan(plan, x.rows).chunk_range(plan, first, last);
+    check.workspace(workspace, workspace_size, workspace_bytes(plan), alignof(C));
+    check_backward(check, regions, x, dy, dx, saved);
+    regions.array("workspace", static_cast<unsigned char*>(workspace), index_t(workspace_size), true);
+    if (!check.ok() || !check.no_overlap(regions).ok()) return check.result();
+    const bool all[2] = {true, true};
+    run::chunks(plan, first, last, self().layout(), all, true, static_cast<C*>(workspace),
+                self().row_backward(x, dy, dx, saved));
+    return status();
+  }
+
+  template <class Gradients>
+  status reduce_impl(const char* fn, const backward_plan& plan, const void* workspace, std::size_t workspace_size,
+                     const Gradients& grads, grad_mode mode) const {
+    arg_check check(fn);
+    region_list regions;
+    check_layer(check);
+    check.plan(plan, plan.rows).workspace(workspace, workspace_size, workspace_bytes(plan), alignof(C));
+    regions.array("workspace", static_cast<const unsigned char*>(workspace), index_t(workspace_size), false);
+    self().add_params(regions);
+    if (check.ok()) self().check_grads(check, regions, grads);
+    if (!check.ok() || !check.no_overlap(regions).ok()) return check.result();
+    T* col_out[2] = {nullptr, nullptr};
+    T* scalar_out = nullptr;
+    self().grad_outputs(grads, col_out, &scalar_out);
+    if (workspace_bytes(plan) > 0) run::reduce(plan, self().layout(), static_cast<const C*>(workspace), col_out, scalar_out, mode);
+    return status();
+  }
+
+ private:
+  void check_layer(arg_check& check) const {
+    if (cols_ < 1) check.fail(errc::bad_size, "the layer's cols (%lld) must be >= 1", static_cast<long long>(cols_));
+    self().check_params(check);
+  }
+
+  void check_backward(arg_check& check, region_list& regions, rows_view<const T> x, rows_view<const T> dy,
+                      rows_view<T> dx, row_stats<const C> saved) const {
+    check_layer(check);
+    check.view(x, "x").view(dy, "dy").view(dx, "dx").cols_are(x, "x", cols_, "the layer's cols");
+    check.same_shape(dy, "dy", x, "x").same_shape(dx, "dx", x, "x");
+    if (check.ok()) {
+      constexpr int saved_count = Derived::stats_saved;
+      if (saved_count == 0 && (saved.mean || saved.rstd))
+        check.fail(errc::bad_parameter, "saved statistics given, but %s keeps none", Derived::name);
+      if (saved_count == 1 && saved.mean)
+        check.fail(errc::bad_parameter, "saved.mean given, but %s saves only rstd", Derived::name);
+      if (saved_count == 2 && (saved.mean == nullptr) != (saved.rstd == nullptr))
+        check.fail(errc::null_pointer, "saved.%s is null but saved.%s is not: give both or neither",
+                   saved.mean ? "rstd" : "mean", saved.mean ? "mean" : "rstd");
+    }
+    if (!check.ok()) return;
+    regions.view("x", x, false).view("dy", dy, false).view("dx", dx, true);
+    regions.array("saved.mean", saved.mean, x.rows, false).array("saved.rstd", saved.rstd, x.rows, false);
+    self().add_params(regions);
+  }
+
+  index_t cols_;
+};
+
+}  // namespace detail
+}  // namespace dyt

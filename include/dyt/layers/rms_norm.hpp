@@ -1,0 +1,102 @@
+// dyt/layers/rms_norm.hpp: RMSNorm over the last dimension,
+// y = gamma * x / sqrt(mean(x^2) + eps), or Gemma's (1 + gamma) * x / ...
+#pragma once
+
+#include "../ops/rms_norm.hpp"
+#include "layer_base.hpp"
+
+namespace dyt {
+
+// RMSNorm over rows of `cols` channels with the caller's gamma (`cols`
+// values; null for no gain, which gamma_form::one_plus does not allow).
+template <class T, class Backend = cpu>
+class RMSNorm : public detail::layer_base<RMSNorm<T, Backend>, T, Backend> {
+  using base = detail::layer_base<RMSNorm<T, Backend>, T, Backend>;
+  friend base;
+
+ public:
+  using typename base::compute_type;
+  using stats = row_stats<compute_type>;              // rstd per row (mean stays null)
+  using saved_stats = row_stats<const compute_type>;
+
+  struct gradients {
+    T* dgamma = nullptr;
+  };
+
+  RMSNorm(const T* gamma, index_t cols, double eps = 1e-6, gamma_form form = gamma_form::plain) noexcept
+      : base(cols), gamma_(gamma), eps_(eps), form_(form) {}
+
+  const T* gamma() const { return gamma_; }
+  double eps() const { return eps_; }
+  gamma_form form() const { return form_; }
+
+  status forward(rows_view<const T> x, rows_view<T> y) const {
+    return this->forward_impl("dyt::RMSNorm::forward", x, y, {});
+  }
+  // Also writes each row's rstd = 1/sqrt(mean(x^2) + eps); save.mean must be null.
+  status forward(rows_view<const T> x, rows_view<T> y, stats save) const {
+    return this->forward_impl("dyt::RMSNorm::forward", x, y, save);
+  }
+
+  // `saved` (rstd only) skips recomputing it.
+  status backward(rows_view<const T> x, rows_view<const T> dy, rows_view<T> dx, const gradients& grads,
+                  grad_mode mode = grad_mode::overwrite, saved_stats saved = {}) const {
+    return this->backward_impl("dyt::RMSNorm::backward", x, dy, dx, grads, mode, saved);
+  }
+
+  status backward_chunks(const backward_plan& plan, index_t first_chunk, index_t last_chunk, rows_view<const T> x,
+                         rows_view<const T> dy, rows_view<T> dx, void* workspace, std::size_t workspace_size,
+                         saved_stats saved = {}) const {
+    return this->chunks_impl("dyt::RMSNorm::backward_chunks", plan, first_chunk, last_chunk, x, dy, dx, workspace,
+                             workspace_size, saved);
+  }
+
+  status reduce_gradients(const backward_plan& plan, const void* workspace, std::size_t workspace_size,
+                          const gradients& grads, grad_mode mode = grad_mode::overwrite) const {
+    return this->reduce_impl("dyt::RMSNorm::reduce_gradients", plan, workspace, workspace_size, grads, mode);
+  }
+
+ private:
+  using C = compute_type;
+  using math = ops::rms_norm_math;
+  static constexpr const char* name = "dyt::RMSNorm";
+  static constexpr int stats_saved = 1;
+
+  void check_params(detail::arg_check& check) const {
+    check.eps(eps_);
+    if (check.ok() && form_ == gamma_form::one_plus && !gamma_)
+      check.fail(errc::null_pointer, "gamma is null, which gamma_form::one_plus needs");
+  }
+
+  void add_params(detail::region_list& regions) const { regions.array("gamma", gamma_, this->cols(), false); }
+
+  detail::grad_layout layout() const { return {this->cols(), int(gamma_ != nullptr), 0}; }
+
+  void check_grads(detail::arg_check& check, detail::region_list& regions, const gradients& g) const {
+    check.grad_for(g.dgamma, gamma_, "dgamma", "gamma");
+    regions.array("dgamma", g.dgamma, this->cols(), true);
+  }
+
+  void grad_outputs(const gradients& g, T** col_out, T**) const {
+    if (gamma_) col_out[0] = g.dgamma;
+  }
+
+  auto row_forward(rows_view<const T> x, rows_view<T> y, stats save) const {
+    return [=, eps = C(eps_)](const auto& eng, index_t r) {
+      math::forward_row(eng, x.row(r), y.row(r), gamma_, form_, eps, save.rstd ? save.rstd + r : nullptr);
+    };
+  }
+
+  auto row_backward(rows_view<const T> x, rows_view<const T> dy, rows_view<T> dx, saved_stats saved) const {
+    return [=, eps = C(eps_)](const auto& eng, index_t r, C* const* col_acc, C*) {
+      const C rstd = saved.rstd ? saved.rstd[r] : math::rstd(eng, x.row(r), eps);
+      math::backward_row(eng, x.row(r), dy.row(r), dx.row(r), gamma_, form_, rstd, gamma_ ? col_acc[0] : nullptr);
+    };
+  }
+
+  const T* gamma_;
+  double eps_;
+  gamma_form form_;
+};
+
+}  // namespace dyt

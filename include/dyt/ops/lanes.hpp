@@ -1,0 +1,57 @@
+// dyt/ops/lanes.hpp: the vocabulary the layer math is written in.
+//
+// The math in ops/ is a template over a "lanes" type V: a plain float or double
+// (the reference backend, the scalar tails of the CPU backend, CUDA threads) or
+// an xsimd batch (the CPU backend's vector body). Arithmetic operators work on
+// all of them directly; the few functions that differ (tanh, clamp) go through
+// the customization point dyt::lanes<V>, specialized for xsimd batches in
+// cpu/simd.hpp. A class template, not overloads, so that a specialization
+// declared after this header is still found when ops/ is instantiated.
+#pragma once
+
+#include <cmath>
+#include <type_traits>
+
+#include "../config.hpp"
+
+namespace dyt {
+
+template <class V, class Enable = void>
+struct lanes;
+
+template <class S>
+struct lanes<S, std::enable_if_t<std::is_floating_point<S>::value>> {
+  using scalar_type = S;
+  static constexpr int width = 1;
+
+  // Written with comparisons, not fmin/fmax, so a NaN input stays NaN.
+  DYT_HOST_DEVICE static S clamp(S x, S lo, S hi) { return x < lo ? lo : (x > hi ? hi : x); }
+
+  // The platform's accurate tanh: glibc's on the host, CUDA's tanhf on the device.
+  DYT_HOST_DEVICE static S tanh(S x) {
+#if defined(__CUDA_ARCH__)
+    return ::tanh(x);
+#else
+    return std::tanh(x);
+#endif
+  }
+
+  DYT_HOST_DEVICE static S sqrt(S x) {
+#if defined(__CUDA_ARCH__)
+    return ::sqrt(x);
+#else
+    return std::sqrt(x);
+#endif
+  }
+};
+
+namespace ops {
+// Two sums taken in one sweep of a row (LayerNorm's backward needs both).
+template <class V>
+struct sum_pair {
+  V first;
+  V second;
+};
+}  // namespace ops
+
+}  // namespace dyt
