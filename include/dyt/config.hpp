@@ -21,7 +21,17 @@
 #define DYT_INLINE inline __attribute__((always_inline))
 #endif
 
-#define DYT_STRINGIFY_(x) #x
+// One out-of-line copy of a function for every caller. Used where two entry
+// points must give bit-identical results: compilers contract a*b+c into FMAs
+// differently in differently inlined or cloned copies of the same source.
+#if defined(_MSC_VER)
+#define DYT_NOINLINE __declspec(noinline)
+#elif defined(__clang__) || defined(__CUDACC__)
+#define DYT_NOINLINE __attribute__((noinline))
+#else
+#define DYT_NOINLINE __attribute__((noinline, noclone))
+#endif
+
 #if defined(__CUDA_ARCH__)
 #define DYT_UNROLL _Pragma("unroll")
 #elif defined(__clang__)

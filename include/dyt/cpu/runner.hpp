@@ -25,11 +25,13 @@ struct runner {
 
   // Backward over chunks [first, last) of the plan. Each chunk's slot is
   // zeroed, then row_fn(eng, r, col_acc, scalar_acc) adds each row's
-  // contribution in row order; col_acc[i] / scalar_acc are null where `want`
-  // says a gradient is not needed (and always null without a workspace).
+  // contribution in row order (the accumulators are null without a workspace).
+  // Out of line, so the whole-tensor backward and every split of the chunk
+  // API run the same machine code: dx and the partial sums come out
+  // bit-identical, whatever FMA contraction the compiler chose.
   template <class RowFn>
-  static void chunks(const backward_plan& plan, index_t first, index_t last, const detail::grad_layout& layout,
-                     const bool* want_col, bool want_scalar, C* workspace, RowFn&& row_fn) {
+  DYT_NOINLINE static void chunks(const backward_plan& plan, index_t first, index_t last,
+                                  const detail::grad_layout& layout, C* workspace, const RowFn& row_fn) {
     const engine eng{layout.cols};
     const index_t stride = layout.template slot_stride<C>();
     for (index_t k = first; k < last; ++k) {
@@ -38,9 +40,8 @@ struct runner {
       if (workspace) {
         C* slot = workspace + k * stride;
         for (index_t i = 0; i < stride; ++i) slot[i] = C(0);
-        for (int g = 0; g < layout.col_grads; ++g)
-          if (want_col[g]) col_acc[g] = slot + g * layout.cols;
-        if (want_scalar && layout.scalar_grads) scalar_acc = slot + layout.col_grads * layout.cols;
+        for (int g = 0; g < layout.col_grads; ++g) col_acc[g] = slot + g * layout.cols;
+        if (layout.scalar_grads) scalar_acc = slot + layout.col_grads * layout.cols;
       }
       for (index_t r = plan.chunk_begin(k); r < plan.chunk_begin(k + 1); ++r) row_fn(eng, r, col_acc, scalar_acc);
     }
@@ -48,7 +49,7 @@ struct runner {
 
   // Adds the chunks' slots in chunk order, column by column, and writes (or
   // adds to) the caller's gradients; null outputs are skipped.
-  static void reduce(const backward_plan& plan, const detail::grad_layout& layout, const C* workspace,
+  DYT_NOINLINE static void reduce(const backward_plan& plan, const detail::grad_layout& layout, const C* workspace,
                      T* const* col_out, T* scalar_out, grad_mode mode) {
     const engine eng{layout.cols};
     const index_t stride = layout.template slot_stride<C>();

@@ -123,7 +123,8 @@ class arg_check {
     if (v.row_stride < v.cols)
       return fail(errc::bad_stride, "%s.row_stride (%" PRId64 ") < %s.cols (%" PRId64 ")", name,
                   std::int64_t(v.row_stride), name, std::int64_t(v.cols));
-    if (v.rows - 1 > (PTRDIFF_MAX / index_t(sizeof(U)) - v.cols) / v.row_stride)
+    const index_t max_elems = PTRDIFF_MAX / index_t(sizeof(U));
+    if (v.cols > max_elems || v.rows - 1 > (max_elems - v.cols) / v.row_stride)
       return fail(errc::bad_size, "%s spans more than PTRDIFF_MAX bytes (%" PRId64 " rows, row_stride %" PRId64 ")",
                   name, std::int64_t(v.rows), std::int64_t(v.row_stride));
     return *this;

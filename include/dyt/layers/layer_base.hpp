@@ -69,7 +69,8 @@ class layer_base {
   }
 
   // The whole-tensor backward: the default plan through the same chunk and
-  // reduce steps a thread pool would run, with a workspace allocated here.
+  // reduce code a thread pool runs (every partial sum, wanted or not), with a
+  // workspace allocated here, so both give bit-identical results.
   template <class Gradients>
   status backward_impl(const char* fn, rows_view<const T> x, rows_view<const T> dy, rows_view<T> dx,
                        const Gradients& grads, grad_mode mode, row_stats<const C> saved) const {
@@ -80,24 +81,13 @@ class layer_base {
     if (!check.ok() || !check.no_overlap(regions).ok()) return check.result();
 
     const backward_plan plan = make_backward_plan(x.rows);
-    const grad_layout layout = self().layout();
-    T* col_out[2] = {nullptr, nullptr};
-    T* scalar_out = nullptr;
-    self().grad_outputs(grads, col_out, &scalar_out);
-    const bool want_col[2] = {col_out[0] != nullptr, col_out[1] != nullptr};
-    const bool want_scalar = scalar_out != nullptr;
-    auto row_fn = self().row_backward(x, dy, dx, saved);
-    if (!want_col[0] && !want_col[1] && !want_scalar) {
-      run::chunks(plan, 0, plan.chunks, layout, want_col, false, nullptr, row_fn);
-      return status();
-    }
     const std::size_t count = workspace_bytes(plan) / sizeof(C);
-    std::unique_ptr<C[]> workspace(new (std::nothrow) C[count]);
-    if (!workspace)
+    std::unique_ptr<C[]> workspace(count ? new (std::nothrow) C[count] : nullptr);
+    if (count && !workspace)
       return status::error(errc::out_of_memory, "%s: cannot allocate the %zu-byte gradient workspace", fn,
                            count * sizeof(C));
-    run::chunks(plan, 0, plan.chunks, layout, want_col, want_scalar, workspace.get(), row_fn);
-    run::reduce(plan, layout, workspace.get(), col_out, scalar_out, mode);
+    run::chunks(plan, 0, plan.chunks, self().layout(), workspace.get(), self().row_backward(x, dy, dx, saved));
+    if (count) reduce(plan, workspace.get(), grads, mode);
     return status();
   }
 
@@ -111,9 +101,7 @@ class layer_base {
     check_backward(check, regions, x, dy, dx, saved);
     regions.array("workspace", static_cast<unsigned char*>(workspace), index_t(workspace_size), true);
     if (!check.ok() || !check.no_overlap(regions).ok()) return check.result();
-    const bool all[2] = {true, true};
-    run::chunks(plan, first, last, self().layout(), all, true, static_cast<C*>(workspace),
-                self().row_backward(x, dy, dx, saved));
+    run::chunks(plan, first, last, self().layout(), static_cast<C*>(workspace), self().row_backward(x, dy, dx, saved));
     return status();
   }
 
@@ -128,14 +116,19 @@ class layer_base {
     self().add_params(regions);
     if (check.ok()) self().check_grads(check, regions, grads);
     if (!check.ok() || !check.no_overlap(regions).ok()) return check.result();
-    T* col_out[2] = {nullptr, nullptr};
-    T* scalar_out = nullptr;
-    self().grad_outputs(grads, col_out, &scalar_out);
-    if (workspace_bytes(plan) > 0) run::reduce(plan, self().layout(), static_cast<const C*>(workspace), col_out, scalar_out, mode);
+    if (workspace_bytes(plan) > 0) reduce(plan, static_cast<const C*>(workspace), grads, mode);
     return status();
   }
 
  private:
+  template <class Gradients>
+  void reduce(const backward_plan& plan, const C* workspace, const Gradients& grads, grad_mode mode) const {
+    T* col_out[2] = {nullptr, nullptr};
+    T* scalar_out = nullptr;
+    self().grad_outputs(grads, col_out, &scalar_out);
+    run::reduce(plan, self().layout(), workspace, col_out, scalar_out, mode);
+  }
+
   void check_layer(arg_check& check) const {
     if (cols_ < 1) check.fail(errc::bad_size, "the layer's cols (%lld) must be >= 1", static_cast<long long>(cols_));
     self().check_params(check);
