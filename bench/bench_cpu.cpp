@@ -174,6 +174,9 @@ void shapes(benchmark::internal::Benchmark* b) {
   for (auto shape : {std::pair<int, int>{1, 4096}, {16, 4096}, {1024, 768}, {4096, 4096}, {2048, 8192}})
     b->Args({shape.first, shape.second});
   b->ArgNames({"rows", "cols"});
+  // Bandwidth is bytes over wall-clock time: CPU time would hide memory stalls
+  // and overstate every rate on a busy machine.
+  b->UseRealTime();
 }
 
 template <class T>
