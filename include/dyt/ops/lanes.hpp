@@ -3,7 +3,7 @@
 // The math in ops/ is a template over a "lanes" type V: a plain float or double
 // (the reference backend, the scalar tails of the CPU backend, CUDA threads) or
 // an xsimd batch (the CPU backend's vector body). Arithmetic operators work on
-// all of them directly; the few functions that differ (tanh, clamp) go through
+// all of them directly; the few functions that differ (tanh, clamp, div) go through
 // the customization point dyt::lanes<V>, specialized for xsimd batches in
 // cpu/simd.hpp. A class template, not overloads, so that a specialization
 // declared after this header is still found when ops/ is instantiated.
@@ -35,6 +35,8 @@ struct lanes<S, std::enable_if_t<std::is_floating_point<S>::value>> {
     return std::tanh(x);
 #endif
   }
+
+  DYT_HOST_DEVICE static S div(S a, S b) { return a / b; }
 
   DYT_HOST_DEVICE static S sqrt(S x) {
 #if defined(__CUDA_ARCH__)

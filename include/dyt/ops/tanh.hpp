@@ -39,8 +39,9 @@ struct tanh_precise {
 // Oddness is exact: x enters through x*x, the symmetric clamps and the final x/q only.
 // A NaN stays NaN: lanes<V>::clamp keeps it.
 //
-// Only + - * / and clamp, so one formula serves every lanes type. Each multiply-add is
-// split over two statements on purpose: a compiler that contracts a*b+c into an FMA
+// Only + - *, lanes<V>::div (correctly rounded on every target: xsimd 8.1's AArch64
+// float division is not) and clamp, so one formula serves every lanes type. Each
+// multiply-add is split over two statements on purpose: a compiler that contracts a*b+c into an FMA
 // only within one expression (clang's default) would otherwise fuse the scalar code but
 // not xsimd's operators, and a row's scalar tail would round differently from its
 // vector body. GCC contracts both alike; either way batches equal scalars bit for bit.
@@ -72,7 +73,7 @@ struct tanh_fast {
     q = q * s;
     q = q + V(S(1));
 
-    return lanes<V>::clamp(xc / q * p, S(-1), S(1));
+    return lanes<V>::clamp(lanes<V>::div(xc, q) * p, S(-1), S(1));
   }
 };
 
