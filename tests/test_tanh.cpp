@@ -251,8 +251,15 @@ TEST_CASE("tanh_precise: max ulp error on float batches") {
   const error_stats st =
       float_ulp_errors(apply_all<dyt::tanh_precise, dyt::simd::batch<float>>(sweep()));
   INFO("tanh_precise<batch<float>>: max ", st.max_ulp, " ulp at x = ", st.worst_x);
+#if defined(__aarch64__)
+  // Measured: 1.715 ulp at -0.630947 on this sample (xsimd 8.1 on NEON, under
+  // qemu). xsimd's tanh divides, and xsimd 8.1 divides AArch64 float batches
+  // by a reciprocal estimate refined twice, which costs the extra 0.37 ulp.
+  CHECK(st.max_ulp <= 1.72);
+#else
   // Measured: 1.347 ulp at 0x1.4370e8p-1 (xsimd 8.1; AVX-512, AVX2 and SSE2 alike).
   CHECK(st.max_ulp <= 1.35);
+#endif
 }
 #endif
 
