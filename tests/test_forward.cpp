@@ -140,37 +140,33 @@ guarded<T> dyt_forward(const problem<T>& p, const dyt_variant& v, layout lay, co
 }
 
 // DyT forward with tanh_fast is the same float operations, in the same order,
-// on the vector body and the scalar loop: no reduction, and ops/tanh.hpp
-// splits each multiply-add over two statements so that a compiler contracts
-// both paths alike (GCC fuses both, clang neither). The only difference the
-// design allows is an FMA contracted on one path and not the other: one float
-// rounding, at most one ulp of a 16-bit T after the store (more ulp of y where
-// gamma t + beta cancels). Measured with GCC 12: 0 ulp, bit-identical, for
-// float, bfloat16 and half on AVX-512, on AVX2 (-march=haswell) and without
-// xsimd. Pinned at 0, so any divergence between the two paths shows here.
-// Known failure: AArch64 with xsimd 8.1, whose float batch division is a
-// reciprocal estimate refined by Newton steps rather than a correctly rounded
-// divide, so tanh_fast's x / q differs from the scalar quotient (up to 4 ulp
-// of t measured).
-constexpr std::int64_t kFastTanhPathUlps = 0;
-
+// on the vector body and the scalar loop: no reduction, one formula for tanh
+// (ops/tanh.hpp), and a correctly rounded division on every target
+// (lanes<V>::div; xsimd 8.1's own AArch64 float division is not). What the
+// design cannot control is FMA contraction: GCC at -O3 vectorizes the scalar
+// backend's loop itself and may fuse gamma * t + beta on one path and not the
+// other. That is one float rounding of the affine terms on each path, so the
+// paths agree within 2 u (|gamma t| + |beta|), u = 2^-24, or within one ulp of
+// a 16-bit T after the store. Measured: bit-identical on AVX-512 at -O2 and
+// without xsimd; up to 5 ulp of y (far inside the bound) where gamma t + beta
+// cancels on AVX2 at -O3.
 template <class T>
-void check_fast_paths_agree(const std::string& what, const guarded<T>& a, const guarded<T>& b) {
+void check_fast_paths_agree(const std::string& what, const guarded<T>& a, const guarded<T>& b,
+                            const forward_truth& truth) {
   std::int64_t worst = 0;
-  index_t wr = 0, wc = 0;
+  const std::int64_t store_ulps = dyt::is_16bit_v<T> ? 1 : 0;
   for (index_t r = 0; r < a.rows(); ++r)
     for (index_t c = 0; c < a.cols(); ++c) {
       const std::int64_t d = ulp_distance(a.at(r, c), b.at(r, c));
-      if (d > worst) {
-        worst = d;
-        wr = r;
-        wc = c;
-      }
+      const double gap = std::fabs(double(a.get(r, c)) - double(b.get(r, c)));
+      const bool within = d <= store_ulps || gap <= 2 * 0x1p-24 * truth.y.scale(r, c);
+      if (d > worst) worst = d;
+      CHECK_MESSAGE(within, what << " / " << type_name<T>() << ": cpu and cpu_scalar are " << d << " ulp apart at ("
+                                 << r << ", " << c << "): " << a.get(r, c) << " vs " << b.get(r, c) << ", scale "
+                                 << truth.y.scale(r, c));
+      if (!within) return;
     }
   ratio_registry::get().note(what + " / " + type_name<T>() + " / cpu vs cpu_scalar, ulps", double(worst));
-  CHECK_MESSAGE(worst <= kFastTanhPathUlps, what << " / " << type_name<T>() << ": cpu and cpu_scalar are " << worst
-                                                << " ulp apart at (" << wr << ", " << wc << "): " << a.get(wr, wc)
-                                                << " vs " << b.get(wr, wc));
 }
 
 template <class T, class Tanh>
@@ -188,7 +184,7 @@ void dyt_forward_all_backends(const char* test, const dyt_variant& v, const shap
   dyt_forward<T, dyt::reference, Tanh>(p, v, lay, truth);
   const std::string what = "DyT forward (" + tanh_name<Tanh>() + ")";
   if (std::is_same<Tanh, dyt::tanh_fast>::value)
-    check_fast_paths_agree(what, y_cpu, y_scalar);
+    check_fast_paths_agree(what, y_cpu, y_scalar, truth);
   else
     check_agreement<T, dyt::cpu, dyt::cpu_scalar>(what, y_cpu, y_scalar, truth.y);
 }
