@@ -2,6 +2,7 @@
 # Installs the Debian packages dyt's build needs, skipping those already there.
 #   scripts/install-deps.sh           compiler, CMake, ccache, xsimd, doctest, Eigen, Google Benchmark
 #   scripts/install-deps.sh --cross   also the aarch64 cross compiler and qemu-user (for .ci/run)
+#   scripts/install-deps.sh --bench   also oneDNN and OpenCL's loader (the peers of scripts/bench.sh)
 # Not root: prints the apt-get command to run and exits 1.
 set -euo pipefail
 # shellcheck source=scripts/common.sh
@@ -11,8 +12,9 @@ packages=(cmake make g++ ccache libxsimd-dev doctest-dev libeigen3-dev libbenchm
 for arg in "$@"; do
   case "$arg" in
     --cross) packages+=(g++-aarch64-linux-gnu qemu-user) ;;
+    --bench) packages+=(libdnnl-dev ocl-icd-opencl-dev) ;;
     -h | --help)
-      sed -n '2,5s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+      sed -n '2,6s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
       exit 0
       ;;
     *)

@@ -55,6 +55,14 @@
 #define DYT_USE_XSIMD 0
 #endif
 
+// DYT_PREFETCH_BYTES: how far ahead of each vector load the CPU backend asks
+// for the cache line it will need, in bytes; 0 turns software prefetch off.
+// One core alone keeps too few cache misses in flight to fill DRAM bandwidth
+// when a row's per-channel parameters compete for L1 (bench/RESULTS.md).
+#ifndef DYT_PREFETCH_BYTES
+#define DYT_PREFETCH_BYTES 1024
+#endif
+
 // Whether the including translation unit has C++ exceptions. Every dyt entry
 // point reports errors through dyt::status and never throws; only the optional
 // dyt::check() convenience throws, and it aborts instead where exceptions are off.
@@ -62,6 +70,13 @@
 #define DYT_HAS_EXCEPTIONS 1
 #else
 #define DYT_HAS_EXCEPTIONS 0
+#endif
+
+// DYT_LIKELY(c): c, with a hint that it is almost always true.
+#if defined(__GNUC__) || defined(__clang__)
+#define DYT_LIKELY(c) __builtin_expect(!!(c), 1)
+#else
+#define DYT_LIKELY(c) (c)
 #endif
 
 #include <cstddef>

@@ -10,6 +10,8 @@
 // results are bit-identical run after run.
 #pragma once
 
+#include <cstdint>
+
 #include "../ops/lanes.hpp"
 #include "../types.hpp"
 #include "../view.hpp"
@@ -41,8 +43,10 @@ struct scalar_at {
 };
 
 #if DYT_USE_XSIMD
-// simd::width<C> consecutive columns starting at j; loads and stores are unaligned.
-template <class C>
+// simd::width<C> consecutive columns starting at j; loads and stores are
+// unaligned. With Prefetch, each load also asks for the line DYT_PREFETCH_BYTES
+// ahead (see row_engine).
+template <class C, bool Prefetch>
 struct vector_at {
   using value_type = simd::batch<C>;
   index_t j;
@@ -50,6 +54,12 @@ struct vector_at {
   template <class T>
   DYT_INLINE value_type load(const T* p) const {
     static_assert(std::is_same<compute_t<T>, C>::value, "vector lanes compute in T's own compute type");
+#if DYT_PREFETCH_BYTES > 0 && (defined(__GNUC__) || defined(__clang__))
+    // A prefetch never faults, so reaching past the row's end is harmless (the
+    // address is formed as an integer: no out-of-bounds pointer arithmetic).
+    if constexpr (Prefetch)
+      __builtin_prefetch(reinterpret_cast<const void*>(reinterpret_cast<std::uintptr_t>(p + j) + DYT_PREFETCH_BYTES));
+#endif
     return simd::load(p + j);
   }
   template <class T>
@@ -60,7 +70,11 @@ struct vector_at {
 };
 #endif
 
-template <class C, bool Vectorized>
+// Prefetch: software prefetch on every vector load, for row sweeps that read
+// rows from memory beside per-channel parameters L1 cannot keep next to a row
+// (DyT): then the hardware prefetcher alone keeps too few DRAM reads in flight
+// on one core. Sweeps over a row alone do better without it (bench/RESULTS.md).
+template <class C, bool Vectorized, bool Prefetch = false>
 struct row_engine {
   using compute_type = C;
   index_t cols;
@@ -71,7 +85,7 @@ struct row_engine {
 #if DYT_USE_XSIMD
     if constexpr (Vectorized) {
       constexpr index_t w = simd::width<C>;
-      for (; j + w <= cols; j += w) f(vector_at<C>{j});
+      for (; j + w <= cols; j += w) f(vector_at<C, Prefetch>{j});
     }
 #endif
     for (; j < cols; ++j) f(scalar_at<C>{j});
@@ -89,11 +103,11 @@ struct row_engine {
       constexpr index_t w = simd::width<C>;
       V a0(C(0)), a1(C(0));
       for (; j + 2 * w <= cols; j += 2 * w) {
-        a0 += f(vector_at<C>{j});
-        a1 += f(vector_at<C>{j + w});
+        a0 += f(vector_at<C, Prefetch>{j});
+        a1 += f(vector_at<C, Prefetch>{j + w});
       }
       if (j + w <= cols) {
-        a0 += f(vector_at<C>{j});
+        a0 += f(vector_at<C, Prefetch>{j});
         j += w;
       }
       body = simd::reduce_add(a0 + a1);
@@ -114,7 +128,7 @@ struct row_engine {
       constexpr index_t w = simd::width<C>;
       V a(C(0)), b(C(0));
       for (; j + w <= cols; j += w) {
-        ops::sum_pair<V> s = f(vector_at<C>{j});
+        ops::sum_pair<V> s = f(vector_at<C, Prefetch>{j});
         a += s.first;
         b += s.second;
       }

@@ -11,10 +11,10 @@
 namespace dyt {
 namespace cpu_detail {
 
-template <class Backend, class T>
+template <class Backend, class T, bool Prefetch = false>
 struct runner {
   using C = typename backend_traits<Backend, T>::compute_type;
-  using engine = row_engine<C, backend_traits<Backend, T>::vectorized>;
+  using engine = row_engine<C, backend_traits<Backend, T>::vectorized, Prefetch>;
 
   // row_fn(eng, r) for every row r in [0, rows).
   template <class RowFn>

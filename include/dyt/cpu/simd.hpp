@@ -1,8 +1,10 @@
 // dyt/cpu/simd.hpp: xsimd glue for the CPU backend.
 //
-// Covers the API differences between xsimd 8.1 (Debian 12) and xsimd >= 9:
-// hadd was renamed reduce_add, and bitwise_cast took a batch type in 8.x but an
-// element type since 9.0. Everything else in dyt goes through these wrappers.
+// Covers the API differences between xsimd 8.1 (Debian 12) and later versions:
+// hadd was renamed reduce_add and bitwise_cast took a batch type in 8.x but an
+// element type since 9.0; the portable architecture tag `generic` was renamed
+// `common` in 14.0. Everything else in dyt goes through these wrappers.
+// Compiled and tested against 8.1 and 14.1 (see docs/xsimd.md).
 #pragma once
 
 #include "../config.hpp"
@@ -21,6 +23,13 @@ namespace simd {
 
 template <class T>
 using batch = xsimd::batch<T>;  // the widest instruction set the build targets
+
+// The tag of code that works on every architecture, the fallback of tag dispatch.
+#if XSIMD_VERSION_MAJOR >= 14
+using portable_arch = xsimd::common;
+#else
+using portable_arch = xsimd::generic;
+#endif
 
 template <class T>
 constexpr int width = static_cast<int>(batch<T>::size);

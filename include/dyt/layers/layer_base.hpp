@@ -5,6 +5,7 @@
 // A layer (CRTP Derived) supplies only what is its own:
 //   static constexpr const char* name;          "dyt::LayerNorm", for messages
 //   static constexpr int stats_saved;           0 (DyT), 1 (rstd), 2 (mean, rstd)
+//   static constexpr bool prefetch_rows;        software prefetch in row sweeps (cpu/row_engine.hpp)
 //   void check_params(arg_check&) const;        eps, alpha, ...
 //   void add_params(region_list&) const;        its parameter arrays
 //   grad_layout layout() const;                 which gradient sums it keeps
@@ -46,7 +47,9 @@ class layer_base {
 
  protected:
   using C = compute_type;
-  using run = cpu_detail::runner<Backend, T>;
+  // Named in member functions only, where Derived is complete.
+  template <class D = Derived>
+  using run = cpu_detail::runner<Backend, T, D::prefetch_rows>;
 
   explicit layer_base(index_t cols) : cols_(cols) {}
 
@@ -64,7 +67,7 @@ class layer_base {
     regions.array("mean", save.mean, x.rows, true).array("rstd", save.rstd, x.rows, true);
     self().add_params(regions);
     if (!check.no_overlap(regions).ok()) return check.result();
-    run::rows(x.rows, cols_, self().row_forward(x, y, save));
+    run<>::rows(x.rows, cols_, self().row_forward(x, y, save));
     return status();
   }
 
@@ -86,7 +89,7 @@ class layer_base {
     if (count && !workspace)
       return status::error(errc::out_of_memory, "%s: cannot allocate the %zu-byte gradient workspace", fn,
                            count * sizeof(C));
-    run::chunks(plan, 0, plan.chunks, self().layout(), workspace.get(), self().row_backward(x, dy, dx, saved));
+    run<>::chunks(plan, 0, plan.chunks, self().layout(), workspace.get(), self().row_backward(x, dy, dx, saved));
     if (count) reduce(plan, workspace.get(), grads, mode);
     return status();
   }
@@ -101,7 +104,7 @@ class layer_base {
     check_backward(check, regions, x, dy, dx, saved);
     regions.array("workspace", static_cast<unsigned char*>(workspace), index_t(workspace_size), true);
     if (!check.ok() || !check.no_overlap(regions).ok()) return check.result();
-    run::chunks(plan, first, last, self().layout(), static_cast<C*>(workspace), self().row_backward(x, dy, dx, saved));
+    run<>::chunks(plan, first, last, self().layout(), static_cast<C*>(workspace), self().row_backward(x, dy, dx, saved));
     return status();
   }
 
@@ -126,7 +129,7 @@ class layer_base {
     T* col_out[2] = {nullptr, nullptr};
     T* scalar_out = nullptr;
     self().grad_outputs(grads, col_out, &scalar_out);
-    run::reduce(plan, self().layout(), workspace, col_out, scalar_out, mode);
+    run<>::reduce(plan, self().layout(), workspace, col_out, scalar_out, mode);
   }
 
   void check_layer(arg_check& check) const {

@@ -67,6 +67,9 @@ class LayerNorm : public detail::layer_base<LayerNorm<T, Backend>, T, Backend> {
   using math = ops::layer_norm_math;
   static constexpr const char* name = "dyt::LayerNorm";
   static constexpr int stats_saved = 2;
+  // Its first sweep reads x alone, which the hardware prefetcher follows;
+  // software prefetch measured slower (bench/RESULTS.md).
+  static constexpr bool prefetch_rows = false;
 
   void check_params(detail::arg_check& check) const { check.eps(eps_); }
 

@@ -61,6 +61,9 @@ class RMSNorm : public detail::layer_base<RMSNorm<T, Backend>, T, Backend> {
   using math = ops::rms_norm_math;
   static constexpr const char* name = "dyt::RMSNorm";
   static constexpr int stats_saved = 1;
+  // Its first sweep reads x alone, which the hardware prefetcher follows;
+  // software prefetch measured slower (bench/RESULTS.md).
+  static constexpr bool prefetch_rows = false;
 
   void check_params(detail::arg_check& check) const {
     check.eps(eps_);
