@@ -27,7 +27,7 @@ NOT_PEERS = {"dyt", "dyt_2threads", "tanh_only", "std"}
 def run(binary, extra, json_path):
     env = dict(os.environ, OMP_NUM_THREADS="1")  # oneDNN on one thread, like dyt's default
     flags = ["--benchmark_repetitions=3", "--benchmark_report_aggregates_only=true",
-             "--benchmark_min_time=0.2", f"--benchmark_out={json_path}", "--benchmark_out_format=json"]
+             "--benchmark_min_time=0.1", f"--benchmark_out={json_path}", "--benchmark_out_format=json"]
     subprocess.run([binary] + flags + extra, env=env, check=True, stdout=sys.stderr)
     with open(json_path) as f:
         return json.load(f)
