@@ -24,17 +24,18 @@ struct dyt_math {
     return Tanh::apply(V(x * alpha));
   }
 
-  template <class Engine, class T, class C>
-  DYT_HOST_DEVICE static void forward_row(const Engine& eng, C alpha, const T* x, T* y, const T* gamma,
-                                          const T* beta) {
+  // gamma and beta (P: T itself, or T widened to the compute type) may be null.
+  template <class Engine, class T, class P, class C>
+  DYT_HOST_DEVICE static void forward_row(const Engine& eng, C alpha, const T* x, T* y, const P* gamma,
+                                          const P* beta) {
     eng.for_each([&](const auto& at) { at.store(y, affine(at, squash(at.load(x), alpha), gamma, beta)); });
   }
 
   // Writes dx, adds this row's dy * t to dgamma_acc and dy to dbeta_acc (either
   // may be null) and returns this row's share of dalpha, sum x * g.
   // Each column is read before it is written, so dx may alias x or dy.
-  template <class Engine, class T, class C>
-  DYT_HOST_DEVICE static C backward_row(const Engine& eng, C alpha, const T* x, const T* dy, T* dx, const T* gamma,
+  template <class Engine, class T, class P, class C>
+  DYT_HOST_DEVICE static C backward_row(const Engine& eng, C alpha, const T* x, const T* dy, T* dx, const P* gamma,
                                         C* dgamma_acc, C* dbeta_acc) {
     return eng.sum([&](const auto& at) {
       auto xv = at.load(x);

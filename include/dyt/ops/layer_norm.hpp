@@ -31,8 +31,8 @@ struct layer_norm_math {
   }
 
   // Writes y and, where the pointers are given, this row's mean and rstd.
-  template <class Engine, class T, class C>
-  DYT_HOST_DEVICE static void forward_row(const Engine& eng, const T* x, T* y, const T* gamma, const T* beta, C eps,
+  template <class Engine, class T, class P, class C>
+  DYT_HOST_DEVICE static void forward_row(const Engine& eng, const T* x, T* y, const P* gamma, const P* beta, C eps,
                                           C* mean_out, C* rstd_out) {
     C mean, rstd;
     moments(eng, x, eps, mean, rstd);
@@ -44,8 +44,8 @@ struct layer_norm_math {
   // Writes dx and adds this row's dy * xh to dgamma_acc and dy to dbeta_acc
   // (either may be null). dx may alias x or dy: the sweep that writes dx reads
   // each column first.
-  template <class Engine, class T, class C>
-  DYT_HOST_DEVICE static void backward_row(const Engine& eng, const T* x, const T* dy, T* dx, const T* gamma, C mean,
+  template <class Engine, class T, class P, class C>
+  DYT_HOST_DEVICE static void backward_row(const Engine& eng, const T* x, const T* dy, T* dx, const P* gamma, C mean,
                                            C rstd, C* dgamma_acc, C* dbeta_acc) {
     const C n = C(eng.cols);
     const sum_pair<C> sums = eng.sum2([&](const auto& at) {

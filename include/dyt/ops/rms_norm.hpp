@@ -24,8 +24,8 @@ struct rms_norm_math {
     return C(1) / lanes<C>::sqrt(mean_sq + eps);
   }
 
-  template <class Engine, class T, class C>
-  DYT_HOST_DEVICE static void forward_row(const Engine& eng, const T* x, T* y, const T* gamma, gamma_form form, C eps,
+  template <class Engine, class T, class P, class C>
+  DYT_HOST_DEVICE static void forward_row(const Engine& eng, const T* x, T* y, const P* gamma, gamma_form form, C eps,
                                           C* rstd_out) {
     const C r = rstd(eng, x, eps);
     if (rstd_out) *rstd_out = r;
@@ -33,8 +33,8 @@ struct rms_norm_math {
   }
 
   // Writes dx (which may alias x or dy) and adds this row's dy * xh to dgamma_acc (may be null).
-  template <class Engine, class T, class C>
-  DYT_HOST_DEVICE static void backward_row(const Engine& eng, const T* x, const T* dy, T* dx, const T* gamma,
+  template <class Engine, class T, class P, class C>
+  DYT_HOST_DEVICE static void backward_row(const Engine& eng, const T* x, const T* dy, T* dx, const P* gamma,
                                            gamma_form form, C r, C* dgamma_acc) {
     const C mean_gh_xh = eng.sum([&](const auto& at) {
       auto gh = at.load(dy) * gain(at, gamma, form);
