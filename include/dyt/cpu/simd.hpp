@@ -1,10 +1,10 @@
 // dyt/cpu/simd.hpp: xsimd glue for the CPU backend.
 //
 // Covers the API differences between xsimd 8.1 (Debian 12) and later versions:
-// hadd was renamed reduce_add and bitwise_cast took a batch type in 8.x but an
-// element type since 9.0; the portable architecture tag `generic` was renamed
-// `common` in 14.0. Everything else in dyt goes through these wrappers.
-// Compiled and tested against 8.1 and 14.1 (see docs/xsimd.md).
+// hadd was renamed reduce_add in 9.0; bitwise_cast took a batch type up to
+// 10.x and takes an element type since 11.0; the portable architecture tag
+// `generic` was renamed `common` in 14.0. Everything else in dyt goes through
+// these wrappers. Tested against 8.1, 10.0, 11.0 and 14.1 (README.md).
 #pragma once
 
 #include "../config.hpp"
@@ -51,7 +51,7 @@ DYT_INLINE T reduce_add(const xsimd::batch<T, A>& v) {
 template <class To, class From, class A>
 DYT_INLINE xsimd::batch<To, A> bit_cast(const xsimd::batch<From, A>& v) {
   static_assert(sizeof(To) == sizeof(From), "bit_cast keeps the lane size");
-#if XSIMD_VERSION_MAJOR >= 9
+#if XSIMD_VERSION_MAJOR >= 11
   return xsimd::bitwise_cast<To>(v);
 #else
   return xsimd::bitwise_cast<xsimd::batch<To, A>>(v);
