@@ -30,6 +30,7 @@ enum class errc {
   bad_workspace,   // workspace too small or misaligned
   bad_range,       // chunk range outside the plan
   out_of_memory,   // a convenience call could not allocate its scratch
+  device_error,    // the CUDA runtime reported an error (the message names it)
 };
 
 inline const char* to_string(errc e) {
@@ -44,6 +45,7 @@ inline const char* to_string(errc e) {
     case errc::bad_workspace: return "bad_workspace";
     case errc::bad_range: return "bad_range";
     case errc::out_of_memory: return "out_of_memory";
+    case errc::device_error: return "device_error";
   }
   return "unknown";
 }

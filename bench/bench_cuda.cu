@@ -1,0 +1,258 @@
+// bench/bench_cuda.cu: the CUDA backend against the device's own copy bandwidth.
+//
+// Every layer, f32 and bf16, forward and backward, at M x N in {1x4096, 32x4096,
+// 4096x4096, 16384x4096, 16384x8192, 50432x768}, next to cudaMemcpyAsync
+// device-to-device moving the same bytes (forward: read x + write y; backward:
+// read x + read dy + write dx; parameters, statistics and gradients, all of size
+// N or M, are not counted), and an empty kernel's launch for the decode shapes.
+//
+// Timing: CUDA events around each launch (UseManualTime), after a warm-up;
+// --benchmark_repetitions with the median reported (bench/gpu_table.py reads the
+// JSON). Inputs are random (never zeros). Where one set of buffers fits in L2
+// several times over, launches rotate through enough sets to cover 3x the L2.
+// Backward uses saved statistics (as training does) and a workspace passed in.
+#include <benchmark/benchmark.h>
+#include <cuda_runtime.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include <dyt/cuda.cuh>
+
+namespace {
+
+using dyt::index_t;
+
+void check(cudaError_t e, const char* what) {
+  if (e != cudaSuccess) {
+    std::fprintf(stderr, "%s: %s\n", what, cudaGetErrorString(e));
+    std::exit(1);
+  }
+}
+void check_ok(const dyt::status& s) {
+  if (!s.ok()) {
+    std::fprintf(stderr, "%s\n", s.message());
+    std::exit(1);
+  }
+}
+
+__global__ void fill_random(unsigned short* p, index_t n, std::uint64_t seed, bool is_float) {
+  // is_float: p holds floats (two 16-bit halves each); else bf16.
+  for (index_t i = index_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += index_t(gridDim.x) * blockDim.x) {
+    std::uint64_t z = (std::uint64_t(i) + seed) * 0x9e3779b97f4a7c15u;
+    z = (z ^ (z >> 31)) * 0xbf58476d1ce4e5b9u;
+    const float v = float(z >> 40) * (4.0f / 16777216.0f) - 2.0f;  // [-2, 2)
+    if (is_float) reinterpret_cast<float*>(p)[i] = v;
+    else reinterpret_cast<__nv_bfloat16*>(p)[i] = __float2bfloat16_rn(v);
+  }
+}
+
+template <class T>
+void fill(T* p, index_t n, std::uint64_t seed) {
+  fill_random<<<1024, 256>>>(reinterpret_cast<unsigned short*>(p), n, seed, sizeof(T) == 4);
+  check(cudaGetLastError(), "fill");
+}
+
+__global__ void empty_kernel() {}
+
+int l2_bytes() {
+  static int bytes = [] {
+    int dev = 0, b = 0;
+    check(cudaGetDevice(&dev), "cudaGetDevice");
+    check(cudaDeviceGetAttribute(&b, cudaDevAttrL2CacheSize, dev), "L2 size");
+    return b;
+  }();
+  return bytes;
+}
+
+// How many buffer sets to rotate through so that they cover 3x the L2.
+index_t rotation(std::size_t set_bytes) {
+  const std::size_t want = 3 * std::size_t(l2_bytes());
+  index_t sets = index_t((want + set_bytes - 1) / set_bytes);
+  return sets < 1 ? 1 : (sets > 4096 ? 4096 : sets);
+}
+
+// Times fn(i) for the i-th launch with events; one launch per iteration.
+template <class F>
+void timed_loop(benchmark::State& state, index_t sets, F&& fn) {
+  cudaEvent_t start, stop;
+  check(cudaEventCreate(&start), "event");
+  check(cudaEventCreate(&stop), "event");
+  index_t i = 0;
+  for (int w = 0; w < 3; ++w) fn(i++ % sets);  // warm-up
+  check(cudaDeviceSynchronize(), "warm-up");
+  for (auto _ : state) {
+    check(cudaEventRecord(start), "record");
+    fn(i++ % sets);
+    check(cudaEventRecord(stop), "record");
+    check(cudaEventSynchronize(stop), "sync");
+    float ms = 0;
+    check(cudaEventElapsedTime(&ms, start, stop), "elapsed");
+    state.SetIterationTime(double(ms) * 1e-3);
+  }
+  check(cudaGetLastError(), "launch");
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+}
+
+void report(benchmark::State& state, double bytes) {
+  state.SetBytesProcessed(std::int64_t(bytes) * state.iterations());
+  state.counters["bytes"] = bytes;
+}
+
+template <class T>
+struct device_array {
+  T* p = nullptr;
+  explicit device_array(std::size_t n) { check(cudaMalloc(&p, n * sizeof(T) + 16), "cudaMalloc"); }
+  ~device_array() { cudaFree(p); }
+};
+
+// ---- The copy baseline ------------------------------------------------------------
+template <class T>
+void bm_copy(benchmark::State& state, index_t m, index_t n, int tensors) {
+  // tensors = 2 (forward's bytes) or 3 (backward's): copy half of them each way.
+  const std::size_t bytes = std::size_t(m) * std::size_t(n) * sizeof(T) * std::size_t(tensors) / 2;
+  const index_t sets = rotation(2 * bytes);
+  device_array<unsigned char> src(bytes * std::size_t(sets)), dst(bytes * std::size_t(sets));
+  fill(reinterpret_cast<unsigned short*>(src.p), index_t(bytes * std::size_t(sets) / 2), 1);
+  timed_loop(state, sets, [&](index_t s) {
+    check(cudaMemcpyAsync(dst.p + std::size_t(s) * bytes, src.p + std::size_t(s) * bytes, bytes,
+                          cudaMemcpyDeviceToDevice),
+          "copy");
+  });
+  report(state, 2.0 * double(bytes));
+}
+
+void bm_empty(benchmark::State& state) {
+  timed_loop(state, 1, [](index_t) { empty_kernel<<<1, 32>>>(); });
+  report(state, 0);
+}
+
+// ---- The layers -----------------------------------------------------------------------
+template <class T>
+struct params {
+  device_array<T> alpha{1}, gamma, beta, dalpha{1}, dgamma, dbeta;
+  explicit params(index_t n) : gamma(std::size_t(n)), beta(std::size_t(n)), dgamma(std::size_t(n)), dbeta(std::size_t(n)) {
+    fill(gamma.p, n, 11);
+    fill(beta.p, n, 12);
+    fill(alpha.p, 1, 13);
+  }
+};
+
+template <class T>
+struct dyt_bench {
+  using layer_t = dyt::DyT<T, dyt::cuda>;
+  static layer_t make(params<T>& p, index_t n) { return layer_t(p.alpha.p, p.gamma.p, p.beta.p, n); }
+  static typename layer_t::gradients grads(params<T>& p) { return {p.dalpha.p, p.dgamma.p, p.dbeta.p}; }
+  static dyt::status forward(const layer_t& l, dyt::rows_view<const T> x, dyt::rows_view<T> y, float*, float*) {
+    return l.forward(x, y, nullptr);
+  }
+  static dyt::status backward(const layer_t& l, dyt::rows_view<const T> x, dyt::rows_view<const T> dy,
+                              dyt::rows_view<T> dx, params<T>& p, const float*, const float*, dyt::device_workspace ws) {
+    return l.backward(x, dy, dx, grads(p), nullptr, dyt::grad_mode::overwrite, ws);
+  }
+};
+template <class T>
+struct ln_bench {
+  using layer_t = dyt::LayerNorm<T, dyt::cuda>;
+  static layer_t make(params<T>& p, index_t n) { return layer_t(p.gamma.p, p.beta.p, n); }
+  static dyt::status forward(const layer_t& l, dyt::rows_view<const T> x, dyt::rows_view<T> y, float* mean,
+                             float* rstd) {
+    return mean ? l.forward(x, y, {mean, rstd}, nullptr) : l.forward(x, y, nullptr);
+  }
+  static dyt::status backward(const layer_t& l, dyt::rows_view<const T> x, dyt::rows_view<const T> dy,
+                              dyt::rows_view<T> dx, params<T>& p, const float* mean, const float* rstd,
+                              dyt::device_workspace ws) {
+    return l.backward(x, dy, dx, {p.dgamma.p, p.dbeta.p}, nullptr, dyt::grad_mode::overwrite, {mean, rstd}, ws);
+  }
+};
+template <class T>
+struct rms_bench {
+  using layer_t = dyt::RMSNorm<T, dyt::cuda>;
+  static layer_t make(params<T>& p, index_t n) { return layer_t(p.gamma.p, n); }
+  static dyt::status forward(const layer_t& l, dyt::rows_view<const T> x, dyt::rows_view<T> y, float*, float* rstd) {
+    return rstd ? l.forward(x, y, {nullptr, rstd}, nullptr) : l.forward(x, y, nullptr);
+  }
+  static dyt::status backward(const layer_t& l, dyt::rows_view<const T> x, dyt::rows_view<const T> dy,
+                              dyt::rows_view<T> dx, params<T>& p, const float*, const float* rstd,
+                              dyt::device_workspace ws) {
+    return l.backward(x, dy, dx, {p.dgamma.p}, nullptr, dyt::grad_mode::overwrite, {nullptr, rstd}, ws);
+  }
+};
+
+template <class L, class T>
+void bm_forward(benchmark::State& state, index_t m, index_t n) {
+  const std::size_t elems = std::size_t(m) * std::size_t(n);
+  const index_t sets = rotation(2 * elems * sizeof(T));
+  device_array<T> x(elems * std::size_t(sets)), y(elems * std::size_t(sets));
+  fill(x.p, index_t(elems) * sets, 1);
+  params<T> p(n);
+  const auto layer = L::make(p, n);
+  timed_loop(state, sets, [&](index_t s) {
+    check_ok(L::forward(layer, {x.p + std::size_t(s) * elems, m, n}, {y.p + std::size_t(s) * elems, m, n}, nullptr,
+                     nullptr));
+  });
+  report(state, 2.0 * double(elems * sizeof(T)));
+}
+
+template <class L, class T>
+void bm_backward(benchmark::State& state, index_t m, index_t n) {
+  const std::size_t elems = std::size_t(m) * std::size_t(n);
+  const index_t sets = rotation(3 * elems * sizeof(T));
+  device_array<T> x(elems * std::size_t(sets)), dy(elems * std::size_t(sets)), dx(elems * std::size_t(sets));
+  device_array<float> mean(std::size_t(m) * std::size_t(sets)), rstd(std::size_t(m) * std::size_t(sets));
+  fill(x.p, index_t(elems) * sets, 1);
+  fill(dy.p, index_t(elems) * sets, 2);
+  params<T> p(n);
+  const auto layer = L::make(p, n);
+  for (index_t s = 0; s < sets; ++s)  // the statistics a training forward saves
+    check_ok(L::forward(layer, {x.p + std::size_t(s) * elems, m, n}, {dx.p + std::size_t(s) * elems, m, n},
+                     mean.p + s * m, rstd.p + s * m));
+  const std::size_t ws_bytes = layer.workspace_bytes(m);
+  device_array<unsigned char> ws(ws_bytes);
+  timed_loop(state, sets, [&](index_t s) {
+    check_ok(L::backward(layer, {x.p + std::size_t(s) * elems, m, n}, {dy.p + std::size_t(s) * elems, m, n},
+                      {dx.p + std::size_t(s) * elems, m, n}, p, mean.p + s * m, rstd.p + s * m,
+                      {ws.p, ws_bytes}));
+  });
+  report(state, 3.0 * double(elems * sizeof(T)));
+}
+
+struct shape {
+  index_t m, n;
+};
+const shape kShapes[] = {{1, 4096}, {32, 4096}, {4096, 4096}, {16384, 4096}, {16384, 8192}, {50432, 768}};
+
+template <class T>
+void register_type(const char* tname) {
+  for (const shape& s : kShapes) {
+    const std::string dims = std::to_string(s.m) + "x" + std::to_string(s.n);
+    auto reg = [&](const std::string& name, auto fn) {
+      benchmark::RegisterBenchmark(name.c_str(), fn)->UseManualTime()->Unit(benchmark::kMicrosecond);
+    };
+    const index_t m = s.m, n = s.n;
+    reg("copy/fwd/" + std::string(tname) + "/" + dims, [=](benchmark::State& st) { bm_copy<T>(st, m, n, 2); });
+    reg("copy/bwd/" + std::string(tname) + "/" + dims, [=](benchmark::State& st) { bm_copy<T>(st, m, n, 3); });
+    reg(std::string("DyT/fwd/") + tname + "/" + dims, [=](benchmark::State& st) { bm_forward<dyt_bench<T>, T>(st, m, n); });
+    reg(std::string("DyT/bwd/") + tname + "/" + dims, [=](benchmark::State& st) { bm_backward<dyt_bench<T>, T>(st, m, n); });
+    reg(std::string("LayerNorm/fwd/") + tname + "/" + dims, [=](benchmark::State& st) { bm_forward<ln_bench<T>, T>(st, m, n); });
+    reg(std::string("LayerNorm/bwd/") + tname + "/" + dims, [=](benchmark::State& st) { bm_backward<ln_bench<T>, T>(st, m, n); });
+    reg(std::string("RMSNorm/fwd/") + tname + "/" + dims, [=](benchmark::State& st) { bm_forward<rms_bench<T>, T>(st, m, n); });
+    reg(std::string("RMSNorm/bwd/") + tname + "/" + dims, [=](benchmark::State& st) { bm_backward<rms_bench<T>, T>(st, m, n); });
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  benchmark::RegisterBenchmark("empty_kernel", bm_empty)->UseManualTime()->Unit(benchmark::kMicrosecond);
+  register_type<float>("f32");
+  register_type<__nv_bfloat16>("bf16");
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -1,0 +1,90 @@
+#!/usr/bin/env python3
+"""Merges bench_cuda's JSON (medians) and peers_gpu.py's into one Markdown table.
+
+    python3 bench/gpu_table.py bench.json peers.json [--gpu gpu.txt]
+
+Per layer, direction, dtype and shape: our GB/s, the copy baseline's GB/s from
+the same binary and run, our ratio to copy, the best peer (name and GB/s) and
+our speed-up over it. Bytes: forward x + y, backward x + dy + dx. For 1 and 32
+rows, the kernel time next to an empty kernel's launch (also from bench_cuda).
+"""
+import argparse
+import json
+import os
+
+TARGET = {"fwd": 0.90, "bwd": 0.85}
+
+
+def load_bench(path):
+    with open(path) as f:
+        data = json.load(f)
+    out = {}
+    for b in data["benchmarks"]:
+        if b.get("aggregate_name") not in (None, "median"):
+            continue
+        name = b.get("run_name", b["name"]).replace("/manual_time", "")
+        secs = b["real_time"] * {"us": 1e-6, "ms": 1e-3, "ns": 1e-9, "s": 1.0}[b["time_unit"]]
+        out[name] = dict(secs=secs, bytes=b.get("bytes", 0.0))
+    return out, data.get("context", {})
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("bench")
+    ap.add_argument("peers")
+    ap.add_argument("--gpu")
+    a = ap.parse_args()
+    ours, ctx = load_bench(a.bench)
+    peers = {"rows": []}
+    if os.path.exists(a.peers):
+        with open(a.peers) as f:
+            peers = json.load(f)
+    if a.gpu and os.path.exists(a.gpu):
+        print("GPU: " + open(a.gpu).read().strip().splitlines()[-1])
+    if peers.get("device"):
+        print(f"peers: torch {peers.get('torch')} on {peers['device']}")
+    empty = ours.get("empty_kernel", {}).get("secs")
+    if empty:
+        print(f"empty kernel launch (event-timed): {empty * 1e6:.2f} us")
+    print()
+    print("| layer | dir | dtype | M x N | ours GB/s | copy GB/s | ours/copy | target | best peer GB/s | ours/peer | ours us |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    misses = []
+    for layer in ("DyT", "LayerNorm", "RMSNorm"):
+        for d in ("fwd", "bwd"):
+            for dt in ("f32", "bf16"):
+                for shape in ("1x4096", "32x4096", "4096x4096", "16384x4096", "16384x8192", "50432x768"):
+                    key = f"{layer}/{d}/{dt}/{shape}"
+                    if key not in ours:
+                        continue
+                    o = ours[key]
+                    c = ours.get(f"copy/{d}/{dt}/{shape}")
+                    gbs = o["bytes"] / o["secs"] / 1e9
+                    cgbs = c["bytes"] / c["secs"] / 1e9 if c else float("nan")
+                    ratio = gbs / cgbs if c else float("nan")
+                    m, n = (int(v) for v in shape.split("x"))
+                    cands = [r for r in peers["rows"] if r["layer"] == layer and r["dir"] == d and r["dtype"] == dt
+                             and r["m"] == m and r["n"] == n]
+                    best = max(cands, key=lambda r: r["gbs"]) if cands else None
+                    big = m >= 4096
+                    target = TARGET[d] if big else None
+                    if big and ratio < TARGET[d]:
+                        misses.append(f"{key}: {ratio:.3f} < {TARGET[d]}")
+                    if best and gbs < best["gbs"]:
+                        misses.append(f"{key}: slower than {best['peer']} ({gbs:.0f} < {best['gbs']:.0f} GB/s)")
+                    extra = "" if big or not empty else f" (empty {empty * 1e6:.1f})"
+                    print(f"| {layer} | {d} | {dt} | {shape} | {gbs:.0f} | {cgbs:.0f} | {ratio:.3f} | "
+                          f"{'>= %.2f' % target if target else 'report'} | "
+                          f"{('%s %.0f' % (best['peer'], best['gbs'])) if best else '-'} | "
+                          f"{('%.2fx' % (gbs / best['gbs'])) if best else '-'} | {o['secs'] * 1e6:.1f}{extra} |")
+    print()
+    if misses:
+        print("Targets missed:")
+        for s in misses:
+            print("- " + s)
+    else:
+        print("Every target met (ratios >= 0.90 fwd / 0.85 bwd at >= 4096 rows; faster than every peer measured).")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+#!/usr/bin/env python3
+"""GPU peers of bench/bench_cuda.cu, measured in the same device call.
+
+PyTorch's F.layer_norm and F.rms_norm, an eager DyT (gamma * tanh(alpha x) + beta),
+the same DyT through torch.compile, and Liger-Kernel's LayerNorm, RMSNorm and DyT
+where the package imports. f32 and bf16, the shapes of bench_cuda.cu; forward
+under torch.no_grad(), backward as torch.autograd.grad of a graph built once
+(gradients of x and of every parameter). Times are triton.testing.do_bench
+medians; bytes are counted as in bench_cuda.cu (forward: x + y; backward:
+x + dy + dx). A `copy` row (x.clone(), forward's bytes) gives PyTorch's own roofline.
+
+    python3 bench/peers_gpu.py --out peers.json
+"""
+import argparse
+import json
+import sys
+
+import torch
+import torch.nn.functional as F
+from triton.testing import do_bench
+
+SHAPES = [(1, 4096), (32, 4096), (4096, 4096), (16384, 4096), (16384, 8192), (50432, 768)]
+DTYPES = {"f32": torch.float32, "bf16": torch.bfloat16}
+
+
+def median_ms(fn):
+    return do_bench(fn, warmup=25, rep=100, return_mode="median")
+
+
+def liger():
+    try:
+        from liger_kernel.transformers.layer_norm import LigerLayerNorm
+        from liger_kernel.transformers.rms_norm import LigerRMSNorm
+    except Exception as e:  # not carried, or does not import here
+        print(f"liger-kernel: not used ({type(e).__name__}: {e})", file=sys.stderr)
+        return None
+    try:
+        from liger_kernel.transformers.dyt import LigerDyT
+    except Exception:
+        LigerDyT = None
+    return LigerLayerNorm, LigerRMSNorm, LigerDyT
+
+
+def dyt_eager(x, alpha, gamma, beta):
+    return gamma * torch.tanh(alpha * x) + beta
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args()
+    dev = "cuda"
+    lig = liger()
+    dyt_compiled = torch.compile(dyt_eager, dynamic=False)
+    rows = []
+
+    def record(peer, layer, direction, dtype, m, n, ms, nbytes):
+        gbs = nbytes / (ms * 1e-3) / 1e9
+        rows.append(dict(peer=peer, layer=layer, dir=direction, dtype=dtype, m=m, n=n, ms=ms, gbs=gbs))
+        print(f"{peer:>16} {layer:>9} {direction} {dtype:>4} {m}x{n}: {ms * 1e3:9.1f} us {gbs:8.0f} GB/s", flush=True)
+
+    for dname, dt in DTYPES.items():
+        for m, n in SHAPES:
+            torch.manual_seed(m * 7 + n)
+            x = torch.randn(m, n, device=dev, dtype=dt, requires_grad=True)
+            dy = torch.randn(m, n, device=dev, dtype=dt)
+            w = (1 + 0.1 * torch.randn(n, device=dev, dtype=dt)).requires_grad_()
+            b = (0.1 * torch.randn(n, device=dev, dtype=dt)).requires_grad_()
+            alpha = torch.tensor(0.5, device=dev, dtype=dt, requires_grad=True)
+            esz = x.element_size()
+            fwd_bytes, bwd_bytes = 2 * m * n * esz, 3 * m * n * esz
+
+            def fwd_bwd(peer, layer, f, params):
+                with torch.no_grad():
+                    record(peer, layer, "fwd", dname, m, n, median_ms(lambda: f(x)), fwd_bytes)
+                y = f(x)
+                inputs = (x,) + tuple(params)
+                record(peer, layer, "bwd", dname, m, n,
+                       median_ms(lambda: torch.autograd.grad(y, inputs, dy, retain_graph=True)), bwd_bytes)
+                del y
+
+            with torch.no_grad():
+                record("torch", "copy", "fwd", dname, m, n, median_ms(lambda: x.clone()), fwd_bytes)
+            fwd_bwd("torch", "LayerNorm", lambda t: F.layer_norm(t, (n,), w, b, 1e-5), (w, b))
+            fwd_bwd("torch", "RMSNorm", lambda t: F.rms_norm(t, (n,), w, 1e-6), (w,))
+            fwd_bwd("eager", "DyT", lambda t: dyt_eager(t, alpha, w, b), (alpha, w, b))
+            fwd_bwd("compile", "DyT", lambda t: dyt_compiled(t, alpha, w, b), (alpha, w, b))
+            if lig:
+                LLN, LRMS, LDyT = lig
+                ln = LLN(n, eps=1e-5, bias=True).to(dev, dt)
+                fwd_bwd("liger", "LayerNorm", ln, tuple(ln.parameters()))
+                rms = LRMS(n, eps=1e-6, in_place=False).to(dev, dt)
+                fwd_bwd("liger", "RMSNorm", rms, tuple(rms.parameters()))
+                if LDyT is not None:
+                    d = LDyT(n).to(dev, dt)
+                    fwd_bwd("liger", "DyT", d, tuple(d.parameters()))
+            del x, dy, w, b, alpha
+            torch.cuda.empty_cache()
+
+    with open(args.out, "w") as f:
+        json.dump(dict(device=torch.cuda.get_device_name(), torch=torch.__version__, rows=rows), f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,273 @@
+// dyt/cuda/engine.cuh: how a CUDA warp or block sweeps one row.
+//
+// The row math in ops/ is written against an "engine" (see cpu/row_engine.hpp):
+//   eng.for_each(f), eng.sum(f), eng.sum2(f), eng.cols
+// where f gets a cursor `at` with at.load(p), at.store(p, v), at.splat(c). On the
+// device a *team* of `warps` consecutive warps of one block shares a row: a warp
+// (warps == 1, shuffles only) for short rows, several warps or the whole block
+// for long ones. Each thread owns fixed columns; sums reduce the thread's lanes
+// in order, then the warp by an xor butterfly (commutative steps, so every lane
+// ends with the same bits), then the team's warps in warp order through shared
+// memory. Every reduction has a fixed association: bit-identical run after run.
+//
+// Two engines:
+//  - staged_engine<S, N, K>: each thread holds K vectors of N columns (16-byte
+//    accesses). stage(i, p) loads a whole input row (x; dy in backward) into
+//    registers once, and ops/ gets staged_tag(i) in place of p, whose loads
+//    read the registers, so ops/ may sweep a row three times while memory sees
+//    it once. That is exact: ops/ reads every column before writing it (outputs
+//    may alias inputs only as the same view), so the registers always hold what
+//    memory holds at that point.
+//  - loop_engine<S, N>: any column count, no staging; N = 1 is the path for any
+//    alignment, N > 1 the aligned path for rows too long to stage.
+#pragma once
+
+#include <type_traits>
+
+#include "../ops/lanes.hpp"
+#include "types.cuh"
+
+namespace dyt {
+namespace cuda_detail {
+
+__device__ DYT_INLINE float warp_sum(float v) {
+  _Pragma("unroll") for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+// `warps` consecutive warps of a block sweeping one row. `red` points to
+// 4 * warps floats of shared memory owned by the team (unused for one warp).
+// Its two halves alternate between successive reductions (`parity`, which the
+// engine carries from row to row), so one barrier per reduction is enough: a
+// thread can overwrite a half only after the next reduction's barrier, which
+// every thread reaches after reading it.
+struct team {
+  int lane = 0;     // thread index in the team
+  int size = 32;    // threads in the team
+  int warps = 1;
+  int warp = 0;     // warp index in the team
+  int barrier = 0;  // named barrier; 0 is __syncthreads (the team is the block)
+  float* red = nullptr;
+
+  __device__ DYT_INLINE void sync() const {
+    if (barrier == 0) __syncthreads();
+    else asm volatile("bar.sync %0, %1;" ::"r"(barrier), "r"(size) : "memory");
+  }
+
+  __device__ DYT_INLINE float reduce(float v, int& parity) const {
+    v = warp_sum(v);
+    if (warps == 1) return v;
+    float* half = red + parity * 2 * warps;
+    parity ^= 1;
+    if ((lane & 31) == 0) half[warp] = v;
+    sync();
+    float s = half[0];
+    for (int w = 1; w < warps; ++w) s += half[w];
+    return s;
+  }
+
+  __device__ DYT_INLINE ops::sum_pair<float> reduce2(float a, float b, int& parity) const {
+    a = warp_sum(a);
+    b = warp_sum(b);
+    if (warps == 1) return {a, b};
+    float* half = red + parity * 2 * warps;
+    parity ^= 1;
+    if ((lane & 31) == 0) {
+      half[warp] = a;
+      half[warps + warp] = b;
+    }
+    sync();
+    ops::sum_pair<float> s{half[0], half[warps]};
+    for (int w = 1; w < warps; ++w) {
+      s.first += half[w];
+      s.second += half[warps + w];
+    }
+    return s;
+  }
+};
+
+// ---- Any-width loads and stores --------------------------------------------------
+// N consecutive values of U at p (aligned to 16 bytes when N > 1), in float.
+template <int N, class U>
+__device__ DYT_INLINE auto load_n(const U* p) {
+  if constexpr (N == 1) {
+    return load_one(p);
+  } else {
+    constexpr int per = 16 / int(sizeof(U));  // values per 16-byte access
+    static_assert(N % per == 0, "whole 16-byte accesses");
+    fvec<N> out;
+    _Pragma("unroll") for (int c = 0; c < N / per; ++c) {
+      const fvec<per> part = widen(load_raw<U, per>(p + c * per));
+      _Pragma("unroll") for (int i = 0; i < per; ++i) out.v[c * per + i] = part.v[i];
+    }
+    return out;
+  }
+}
+
+template <int N, class U, class V>
+__device__ DYT_INLINE void store_n(U* p, const V& v) {
+  if constexpr (N == 1) {
+    store_one(p, v);
+  } else {
+    constexpr int per = 16 / int(sizeof(U));
+    _Pragma("unroll") for (int c = 0; c < N / per; ++c) {
+      fvec<per> part;
+      _Pragma("unroll") for (int i = 0; i < per; ++i) part.v[i] = v.v[c * per + i];
+      store_raw<U, per>(p + c * per, narrow<U, per>(part));
+    }
+  }
+}
+
+template <int N>
+using lanes_t = std::conditional_t<N == 1, float, fvec<N>>;
+
+template <int N>
+__device__ DYT_INLINE lanes_t<N> splat_n(float c) {
+  if constexpr (N == 1) return c;
+  else return fvec<N>::splat(c);
+}
+
+// Stand-ins the kernels hand to the row math instead of the staged rows (x,
+// dy). Never dereferenced, only compared, never equal to a real allocation;
+// being constants, every comparison of one with another folds at compile time,
+// so registers are only ever indexed by constants (a run-time choice between
+// two staged rows would move them to local memory).
+template <class S>
+__device__ DYT_INLINE const S* staged_tag(int i) {
+  return reinterpret_cast<const S*>(std::uintptr_t(64 + 16 * i));
+}
+
+// ---- The loop engine ---------------------------------------------------------------
+template <class S, int N, bool LocalSum = false>
+struct loop_engine {
+  using compute_type = float;
+  index_t cols;
+  team tm;
+  mutable int parity = 0;
+
+  struct at {
+    index_t j;
+    template <class U>
+    __device__ DYT_INLINE lanes_t<N> load(const U* p) const {
+      return load_n<N>(p + j);
+    }
+    template <class U>
+    __device__ DYT_INLINE void store(U* p, const lanes_t<N>& v) const {
+      store_n<N>(p + j, v);
+    }
+    __device__ DYT_INLINE static lanes_t<N> splat(float c) { return splat_n<N>(c); }
+  };
+
+  // Thread `lane` owns columns [(lane + i * size) * N, ... + N), i = 0, 1, ...
+  template <class F>
+  __device__ DYT_INLINE void for_each(F&& f) const {
+    const index_t step = index_t(tm.size) * N;
+#pragma unroll 4
+    for (index_t j = index_t(tm.lane) * N; j < cols; j += step) f(at{j});
+  }
+
+  template <class F>
+  __device__ DYT_INLINE float sum(F&& f) const {
+    lanes_t<N> a = splat_n<N>(0.f);
+    for_each([&](const at& c) { a = a + f(c); });
+    float s;
+    if constexpr (N == 1) s = a;
+    else s = a.sum();
+    return LocalSum ? s : tm.reduce(s, parity);
+  }
+
+  template <class F>
+  __device__ DYT_INLINE ops::sum_pair<float> sum2(F&& f) const {
+    lanes_t<N> a = splat_n<N>(0.f), b = splat_n<N>(0.f);
+    for_each([&](const at& c) {
+      const ops::sum_pair<lanes_t<N>> p = f(c);
+      a = a + p.first;
+      b = b + p.second;
+    });
+    if constexpr (N == 1) return tm.reduce2(a, b, parity);
+    else return tm.reduce2(a.sum(), b.sum(), parity);
+  }
+};
+
+// ---- The staged engine -------------------------------------------------------------
+// Inputs: how many rows it stages (1: x for forward; 2: x and dy for backward).
+template <class S, int N, int K, int Inputs, bool LocalSum = false>
+struct staged_engine {
+  using compute_type = float;
+  index_t cols;
+  team tm;
+  mutable int parity = 0;  // the team's reduction parity (see team), across rows
+  raw<S, N> buf[Inputs][K];   // the row ops/ works on
+  raw<S, N> next[Inputs][K];  // the team's next row, loads in flight meanwhile
+
+  // One engine serves all the rows a team runs: stage() each row, then hand it to ops/.
+  __device__ DYT_INLINE staged_engine(index_t cols_, const team& tm_) : cols(cols_), tm(tm_) {}
+
+  // Slot k of this thread covers columns col(k) .. col(k) + N - 1.
+  __device__ DYT_INLINE index_t col(int k) const { return (index_t(k) * tm.size + tm.lane) * N; }
+  __device__ DYT_INLINE bool valid(int k) const { return col(k) < cols; }
+
+  // Issues the loads of row p into input slot i; ops/ then reads it through
+  // staged_tag<S>(i) in place of p.
+  __device__ DYT_INLINE void stage(int i, const S* p) {
+    _Pragma("unroll") for (int k = 0; k < K; ++k) if (valid(k)) buf[i][k] = load_raw<S, N>(p + col(k));
+  }
+  // Software pipelining: prefetch(i, p) issues the loads of the next row while
+  // ops/ still works on this one; advance() then makes it the current row
+  // (register moves, constant indices).
+  __device__ DYT_INLINE void prefetch(int i, const S* p) {
+    _Pragma("unroll") for (int k = 0; k < K; ++k) if (valid(k)) next[i][k] = load_raw<S, N>(p + col(k));
+  }
+  __device__ DYT_INLINE void advance() {
+    _Pragma("unroll") for (int i = 0; i < Inputs; ++i) {
+      _Pragma("unroll") for (int k = 0; k < K; ++k) buf[i][k] = next[i][k];
+    }
+  }
+
+  struct at {
+    const staged_engine* e;
+    int k;
+
+    template <class U>
+    __device__ DYT_INLINE fvec<N> load(const U* p) const {
+      using B = std::remove_cv_t<U>;
+      if constexpr (std::is_same<B, S>::value) {
+        if (p == staged_tag<S>(0)) return widen(e->buf[0][k]);
+        if (Inputs == 2 && p == staged_tag<S>(1)) return widen(e->buf[Inputs - 1][k]);
+      }
+      return load_n<N>(p + e->col(k));
+    }
+    template <class U>
+    __device__ DYT_INLINE void store(U* p, const fvec<N>& v) const {
+      store_n<N>(p + e->col(k), v);
+    }
+    __device__ DYT_INLINE static fvec<N> splat(float c) { return fvec<N>::splat(c); }
+  };
+
+  template <class F>
+  __device__ DYT_INLINE void for_each(F&& f) const {
+    _Pragma("unroll") for (int k = 0; k < K; ++k) if (valid(k)) f(at{this, k});
+  }
+
+  template <class F>
+  __device__ DYT_INLINE float sum(F&& f) const {
+    fvec<N> a = fvec<N>::splat(0.f);
+    _Pragma("unroll") for (int k = 0; k < K; ++k) if (valid(k)) a += f(at{this, k});
+    const float s = a.sum();
+    return LocalSum ? s : tm.reduce(s, parity);
+  }
+
+  template <class F>
+  __device__ DYT_INLINE ops::sum_pair<float> sum2(F&& f) const {
+    fvec<N> a = fvec<N>::splat(0.f), b = fvec<N>::splat(0.f);
+    _Pragma("unroll") for (int k = 0; k < K; ++k) if (valid(k)) {
+      const ops::sum_pair<fvec<N>> p = f(at{this, k});
+      a += p.first;
+      b += p.second;
+    }
+    return tm.reduce2(a.sum(), b.sum(), parity);
+  }
+};
+
+}  // namespace cuda_detail
+}  // namespace dyt

@@ -1,0 +1,311 @@
+// dyt/cuda/kernels.cuh: whole-tensor kernels. Each layer's row glue (below)
+// calls its ops/ row math with a device engine; four kernel templates run any
+// glue over all rows:
+//   forward_staged / backward_staged   rows that fit in registers (16-byte vectors)
+//   forward_loop   / backward_loop     any other row (any width, any alignment)
+// and reduce_partials sums the parameter-gradient partials.
+//
+// Rows go to teams round-robin over a persistent grid. In backward each team
+// keeps dgamma/dbeta sums (each thread at its own columns: in shared memory on
+// the staged path, in the block's workspace slot on the loop path) and each
+// thread its share of dalpha, across all the team's rows; at the end each block
+// leaves one slot of partial sums in the workspace, the block's teams added in
+// team order, and reduce_partials adds the slots in slot order. No atomics: the result depends only on the inputs and the grid, which
+// depends only on the shape and the device.
+#pragma once
+
+#include "../backward_plan.hpp"
+#include "../ops/affine.hpp"
+#include "../ops/dyt.hpp"
+#include "../ops/layer_norm.hpp"
+#include "../ops/rms_norm.hpp"
+#include "engine.cuh"
+#include "tanh.cuh"
+
+namespace dyt {
+namespace cuda_detail {
+
+// Everything a kernel needs, for every layer and pass (unused fields stay null).
+template <class S>
+struct row_args {
+  index_t rows = 0, cols = 0;
+  const S* x = nullptr;
+  index_t x_stride = 0;
+  S* y = nullptr;  // forward output
+  index_t y_stride = 0;
+  const S* dy = nullptr;
+  index_t dy_stride = 0;
+  S* dx = nullptr;
+  index_t dx_stride = 0;
+  const S* alpha = nullptr;
+  const S* gamma = nullptr;
+  const S* beta = nullptr;
+  float eps = 0.f;
+  gamma_form form = gamma_form::plain;
+  float* mean = nullptr;  // forward: statistics to save (null: not saved)
+  float* rstd = nullptr;
+  const float* saved_mean = nullptr;  // backward: saved statistics (null: recompute)
+  const float* saved_rstd = nullptr;
+  float* partials = nullptr;  // backward: gridDim.x slots of slot_stride floats
+  index_t slot_stride = 0;
+  int col_grads = 0;     // dgamma, dbeta present: partial vectors per slot
+  int scalar_grads = 0;  // dalpha: one scalar after them
+};
+
+// ---- Row glue: what each layer's CPU row_forward / row_backward lambda does ----------
+// backward() gets the dgamma and dbeta accumulators (null where the layer lacks
+// the parameter) and returns the row's share of dalpha (0 without one).
+template <class Tanh>
+struct dyt_rows {
+  using math = ops::dyt_math<Tanh>;
+  static constexpr bool local_sum = true;  // dalpha needs only the grand total
+  static constexpr int k_fwd_16bit = 2;    // long 16-bit rows: vectors a thread in forward (measured best)
+
+  template <class E, class S>
+  __device__ DYT_INLINE static void forward(const E& eng, const row_args<S>& a, index_t, const S* x, S* y, bool) {
+    math::forward_row(eng, load_one(a.alpha), x, y, a.gamma, a.beta);
+  }
+  template <class E, class S>
+  __device__ DYT_INLINE static float backward(const E& eng, const row_args<S>& a, index_t, const S* x, const S* dy,
+                                              S* dx, float* dgamma_acc, float* dbeta_acc) {
+    return math::backward_row(eng, load_one(a.alpha), x, dy, dx, a.gamma, dgamma_acc, dbeta_acc);
+  }
+};
+
+struct layer_norm_rows {
+  using math = ops::layer_norm_math;
+  static constexpr bool local_sum = false;
+  static constexpr int k_fwd_16bit = 4;
+
+  template <class E, class S>
+  __device__ DYT_INLINE static void forward(const E& eng, const row_args<S>& a, index_t r, const S* x, S* y,
+                                            bool leader) {
+    math::forward_row(eng, x, y, a.gamma, a.beta, a.eps, leader && a.mean ? a.mean + r : nullptr,
+                      leader && a.rstd ? a.rstd + r : nullptr);
+  }
+  template <class E, class S>
+  __device__ DYT_INLINE static float backward(const E& eng, const row_args<S>& a, index_t r, const S* x, const S* dy,
+                                              S* dx, float* dgamma_acc, float* dbeta_acc) {
+    float mean, rstd;
+    if (a.saved_rstd) {
+      mean = a.saved_mean[r];
+      rstd = a.saved_rstd[r];
+    } else {
+      math::moments(eng, x, a.eps, mean, rstd);
+    }
+    math::backward_row(eng, x, dy, dx, a.gamma, mean, rstd, dgamma_acc, dbeta_acc);
+    return 0.f;
+  }
+};
+
+struct rms_norm_rows {
+  using math = ops::rms_norm_math;
+  static constexpr bool local_sum = false;
+  static constexpr int k_fwd_16bit = 4;
+
+  template <class E, class S>
+  __device__ DYT_INLINE static void forward(const E& eng, const row_args<S>& a, index_t r, const S* x, S* y,
+                                            bool leader) {
+    math::forward_row(eng, x, y, a.gamma, a.form, a.eps, leader && a.rstd ? a.rstd + r : nullptr);
+  }
+  template <class E, class S>
+  __device__ DYT_INLINE static float backward(const E& eng, const row_args<S>& a, index_t r, const S* x, const S* dy,
+                                              S* dx, float* dgamma_acc, float*) {
+    const float rstd = a.saved_rstd ? a.saved_rstd[r] : math::rstd(eng, x, a.eps);
+    math::backward_row(eng, x, dy, dx, a.gamma, a.form, rstd, dgamma_acc);
+    return 0.f;
+  }
+};
+
+// ---- Teams ---------------------------------------------------------------------------
+// The block holds blockDim.x / (32 * team_warps) teams; red: 4 floats per warp.
+__device__ DYT_INLINE team make_team(int team_warps, float* red) {
+  team t;
+  const int size = 32 * team_warps;
+  const int index = int(threadIdx.x) / size;
+  t.lane = int(threadIdx.x) % size;
+  t.size = size;
+  t.warps = team_warps;
+  t.warp = t.lane / 32;
+  t.barrier = int(blockDim.x) == size ? 0 : 1 + index;
+  t.red = red + 4 * team_warps * index;
+  return t;
+}
+
+constexpr int max_block = 512;  // threads; the launchers never ask for more
+
+// Asks the copy engine to bring `bytes` (a multiple of 16, 16-byte aligned: the
+// staged paths guarantee both) at p into L2, without waiting (sm_90's bulk
+// prefetch; nothing on older devices).
+__device__ DYT_INLINE void prefetch_l2(const void* p, std::size_t bytes) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(p), "r"(unsigned(bytes)) : "memory");
+#else
+  (void)p;
+  (void)bytes;
+#endif
+}
+
+// ---- Forward ---------------------------------------------------------------------------
+// Each team stages a row (x; dy too in backward) in registers. In forward it
+// issues the loads of its next row before the row math starts on this one, so
+// the memory system stays busy across the team's reductions and stores. The row math gets
+// staged_tag(0) for x (and staged_tag(1) for dy), so every load of them
+// resolves to registers at compile time.
+// At most 64 registers a thread (two 512-thread blocks an SM): occupancy is what
+// keeps enough rows in flight. Measured faster than uncapped, though a few
+// instantiations spill a few dozen bytes.
+template <class Glue, class S, int N, int K>
+__global__ void __launch_bounds__(max_block, 1024 / max_block) forward_staged(row_args<S> a, int team_warps) {
+  __shared__ float red[4 * max_block / 32];
+  const team tm = make_team(team_warps, red);
+  const index_t per_block = blockDim.x / tm.size;
+  const index_t teams = index_t(gridDim.x) * per_block;
+  const bool lead = tm.lane == 0;
+  staged_engine<S, N, K, 1> eng(a.cols, tm);
+  index_t r = blockIdx.x * per_block + threadIdx.x / tm.size;
+  if (r < a.rows) eng.stage(0, a.x + r * a.x_stride);
+  for (; r < a.rows; r += teams) {
+    const bool more = r + teams < a.rows;
+    if (more) eng.prefetch(0, a.x + (r + teams) * a.x_stride);
+    Glue::forward(eng, a, r, staged_tag<S>(0), a.y + r * a.y_stride, lead);
+    if (more) eng.advance();
+  }
+}
+
+template <class Glue, class S, int N>
+__global__ void __launch_bounds__(max_block) forward_loop(row_args<S> a, int team_warps) {
+  __shared__ float red[4 * max_block / 32];
+  const team tm = make_team(team_warps, red);
+  const loop_engine<S, N> eng{a.cols, tm};
+  for (index_t r = blockIdx.x; r < a.rows; r += gridDim.x)
+    Glue::forward(eng, a, r, a.x + r * a.x_stride, a.y + r * a.y_stride, tm.lane == 0);
+}
+
+// ---- Backward --------------------------------------------------------------------------
+// Block-wide sum of one value per thread, in warp then thread-block order; the
+// result is valid in thread 0.
+__device__ DYT_INLINE float block_sum(float v, float* scratch32) {
+  v = warp_sum(v);
+  __syncthreads();  // scratch32 may still be in use
+  if ((threadIdx.x & 31) == 0) scratch32[threadIdx.x / 32] = v;
+  __syncthreads();
+  float s = scratch32[0];
+  for (unsigned w = 1; w < blockDim.x / 32; ++w) s += scratch32[w];
+  return s;
+}
+
+// dgamma/dbeta sums: each team keeps 2 * cols floats of shared memory (every
+// thread only ever touches its own columns there, so no barrier is needed until
+// the end), across all its rows; at the end the block adds its teams' sums in
+// team order into its workspace slot.
+template <class Glue, class S, int N, int K>
+__global__ void __launch_bounds__(max_block) backward_staged(row_args<S> a, int team_warps) {
+  extern __shared__ float4 dynamic_smem[];  // 2 * cols floats per team when the layer has gamma or beta
+  __shared__ float red[4 * max_block / 32];
+  __shared__ float scratch[32];
+  const team tm = make_team(team_warps, red);
+  const int per_block = int(blockDim.x) / tm.size;
+  const int my_team = int(threadIdx.x) / tm.size;
+  const index_t teams = index_t(gridDim.x) * per_block;
+
+  staged_engine<S, N, K, 2, Glue::local_sum> eng(a.cols, tm);
+  float* const sums = reinterpret_cast<float*>(dynamic_smem);
+  float* const mine = sums + index_t(my_team) * 2 * a.cols;
+  if (a.col_grads) {
+    _Pragma("unroll") for (int k = 0; k < K; ++k) if (eng.valid(k)) {
+      store_n<N>(mine + eng.col(k), fvec<N>::splat(0.f));
+      store_n<N>(mine + a.cols + eng.col(k), fvec<N>::splat(0.f));
+    }
+  }
+  float* const dgamma_acc = a.gamma ? mine : nullptr;
+  float* const dbeta_acc = a.beta ? mine + a.cols : nullptr;
+  float scalar = 0.f;
+  for (index_t r = blockIdx.x * per_block + my_team; r < a.rows; r += teams) {
+    // Backward keeps one row in registers (x and dy double-buffered would cost
+    // more registers than the occupancy they buy back): the copy engine brings
+    // the team's next row into L2 meanwhile.
+    if (tm.lane == 0 && r + teams < a.rows) {
+      prefetch_l2(a.x + (r + teams) * a.x_stride, a.cols * sizeof(S));
+      prefetch_l2(a.dy + (r + teams) * a.dy_stride, a.cols * sizeof(S));
+    }
+    eng.stage(0, a.x + r * a.x_stride);
+    eng.stage(1, a.dy + r * a.dy_stride);
+    scalar += Glue::backward(eng, a, r, staged_tag<S>(0), staged_tag<S>(1), a.dx + r * a.dx_stride, dgamma_acc,
+                             dbeta_acc);
+  }
+
+  float* slot = a.partials + index_t(blockIdx.x) * a.slot_stride;
+  __syncthreads();  // every team's sums complete
+  if (a.col_grads) {
+    // Slot vector 0 is dgamma (or dbeta without gamma), vector 1 dbeta.
+    for (int g = 0; g < 2; ++g) {
+      if (!(g == 0 ? a.gamma : a.beta)) continue;
+      float* out = slot + (g == 1 && a.gamma ? a.cols : 0);
+      for (index_t j = threadIdx.x; j < a.cols; j += blockDim.x) {
+        float v = sums[g * a.cols + j];
+        for (int t = 1; t < per_block; ++t) v += sums[index_t(t) * 2 * a.cols + g * a.cols + j];
+        out[j] = v;
+      }
+    }
+  }
+  if (a.scalar_grads) {
+    const float s = block_sum(scalar, scratch);
+    if (threadIdx.x == 0) slot[index_t(a.col_grads) * a.cols] = s;
+  }
+}
+
+// One team per block; the block's partial sums accumulate in its workspace slot.
+template <class Glue, class S, int N>
+__global__ void __launch_bounds__(max_block) backward_loop(row_args<S> a, int team_warps) {
+  __shared__ float red[4 * max_block / 32];
+  __shared__ float scratch[32];
+  const team tm = make_team(team_warps, red);
+  const loop_engine<S, N, Glue::local_sum> eng{a.cols, tm};
+  float* slot = a.partials + index_t(blockIdx.x) * a.slot_stride;
+  float* dgamma_acc = a.gamma ? slot : nullptr;
+  float* dbeta_acc = a.beta ? slot + (a.gamma ? a.cols : 0) : nullptr;
+  // Each thread zeroes the columns it will accumulate into (the engine's own split).
+  for (int g = 0; g < a.col_grads; ++g)
+    eng.for_each([&](const auto& at) { at.store(slot + g * a.cols, at.splat(0.f)); });
+  float scalar = 0.f;
+  for (index_t r = blockIdx.x; r < a.rows; r += gridDim.x)
+    scalar += Glue::backward(eng, a, r, a.x + r * a.x_stride, a.dy + r * a.dy_stride, a.dx + r * a.dx_stride,
+                             dgamma_acc, dbeta_acc);
+  if (a.scalar_grads) {
+    const float s = block_sum(scalar, scratch);
+    if (threadIdx.x == 0) slot[index_t(a.col_grads) * a.cols] = s;
+  }
+}
+
+// Adds `slots` partial-sum slots in slot order and writes (or adds to) the
+// gradients. Entry i of a slot is column i of dgamma, then dbeta, then dalpha.
+// Block (32, 8): 32 entries; the 8 rows of threads take every 8th slot, then
+// one thread adds the 8 in row order.
+template <class S>
+__global__ void __launch_bounds__(256) reduce_partials(const float* partials, index_t slots, index_t slot_stride,
+                                                       index_t cols, int col_grads, int scalar_grads, S* out0,
+                                                       S* out1, S* out_scalar, bool accumulate) {
+  __shared__ float part[8][33];
+  const index_t n = index_t(col_grads) * cols + scalar_grads;
+  const index_t i = index_t(blockIdx.x) * 32 + threadIdx.x;
+  float s = 0.f;
+  if (i < n)
+    for (index_t k = threadIdx.y; k < slots; k += 8) s += partials[k * slot_stride + i];
+  part[threadIdx.y][threadIdx.x] = s;
+  __syncthreads();
+  if (threadIdx.y != 0 || i >= n) return;
+  float total = part[0][threadIdx.x];
+  for (int y = 1; y < 8; ++y) total += part[y][threadIdx.x];
+  S* out = out_scalar;
+  index_t j = 0;
+  if (i < index_t(col_grads) * cols) {
+    out = i < cols ? out0 : out1;
+    j = i < cols ? i : i - cols;
+  }
+  if (!out) return;
+  store_one(out + j, accumulate ? load_one(out + j) + total : total);
+}
+
+}  // namespace cuda_detail
+}  // namespace dyt

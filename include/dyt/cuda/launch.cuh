@@ -1,0 +1,164 @@
+// dyt/cuda/launch.cuh: host side of the whole-tensor passes: how a shape maps
+// to a kernel, a team size and a grid; the workspace that grid needs; and the
+// launches, on the caller's stream.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "../backward_plan.hpp"
+#include "../status.hpp"
+#include "kernels.cuh"
+
+namespace dyt {
+namespace cuda_detail {
+
+inline status cuda_status(cudaError_t e, const char* fn, const char* what) {
+  if (e == cudaSuccess) return status();
+  return status::error(errc::device_error, "%s: %s failed: %s (%s)", fn, what, cudaGetErrorName(e),
+                       cudaGetErrorString(e));
+}
+
+// How one pass runs.
+//   path 0: loop engine, one column per access (any alignment, any width)
+//   path 1: loop engine, 16-byte accesses (rows too long to stage)
+//   path 2, 3, 4: staged engine, one warp a row, K = 1, 2, K_warp vectors of 16 bytes per thread
+//   path 5: staged engine, several warps a row, K = K_fwd or K_bwd
+struct launch_plan {
+  int path = 0;
+  int team_warps = 1;
+  int block = 32;
+  index_t grid = 1;
+  std::size_t smem = 0;
+};
+
+inline bool aligned16(const void* p) { return p == nullptr || std::uintptr_t(p) % 16 == 0; }
+
+template <class Glue, class S>
+struct launcher {
+  static constexpr int N = 16 / int(sizeof(S));          // columns per 16-byte access
+  // Path 4's K: one warp per row up to 32 K vectors: 768 16-bit columns, and
+  // 512 f32 columns in forward but 768 in backward, whose multi-warp teams get
+  // a block each (see plan()), which costs more partial sums at that width.
+  static constexpr int K_warp = sizeof(S) == 4 ? 4 : 3;
+  static constexpr int K_warp_bwd = sizeof(S) == 4 ? 6 : 3;
+  // Path 5's K, for longer rows, several warps each. Forward: 4 vectors of 16
+  // bytes a thread (16 f32 or 32 16-bit columns), so a team moves as many bytes
+  // per row in bf16 as in f32; DyT's 16-bit forward does better with 2 (fewer
+  // registers; measured, see bench/RESULTS.md).
+  static constexpr int K_fwd = sizeof(S) == 4 ? 4 : Glue::k_fwd_16bit;
+  // Backward: 16 columns a thread (x and dy both staged), so 4096-column 16-bit
+  // rows take one 256-thread block.
+  static constexpr int K_bwd = sizeof(S) == 4 ? 4 : 2;
+
+  // Whether a view can take the 16-byte path: aligned base and stride.
+  template <class U>
+  static bool vector_view(const U* data, index_t stride) {
+    return aligned16(data) && stride % N == 0;
+  }
+
+  static const void* kernel(int path, bool backward) {
+    switch (path) {
+      case 5:
+        return backward ? (const void*)&backward_staged<Glue, S, N, K_bwd>
+                        : (const void*)&forward_staged<Glue, S, N, K_fwd>;
+      case 0: return backward ? (const void*)&backward_loop<Glue, S, 1> : (const void*)&forward_loop<Glue, S, 1>;
+      case 1: return backward ? (const void*)&backward_loop<Glue, S, N> : (const void*)&forward_loop<Glue, S, N>;
+      case 2: return backward ? (const void*)&backward_staged<Glue, S, N, 1> : (const void*)&forward_staged<Glue, S, N, 1>;
+      case 3: return backward ? (const void*)&backward_staged<Glue, S, N, 2> : (const void*)&forward_staged<Glue, S, N, 2>;
+      default:
+        return backward ? (const void*)&backward_staged<Glue, S, N, K_warp_bwd>
+                        : (const void*)&forward_staged<Glue, S, N, K_warp>;
+    }
+  }
+
+  // The plan for rows x cols. vectors: every view, gamma and beta allow 16-byte
+  // accesses and cols % N == 0. col_grads: the layer has gamma or beta (backward
+  // then keeps their sums in shared memory). The grid is what the device holds at once (a
+  // persistent grid), so it depends on the device, never on timing.
+  static cudaError_t plan(index_t rows, index_t cols, bool vectors, bool backward, bool col_grads, launch_plan& p) {
+    p = launch_plan();
+    int teams = 1;
+    if (vectors && cols % N == 0) {
+      const index_t v = cols / N;
+      if (v <= 32) p.path = 2;
+      else if (v <= 64) p.path = 3;
+      else if (v <= 32 * (backward ? K_warp_bwd : K_warp)) p.path = 4;
+      if (p.path != 0) {
+        p.team_warps = 1;
+      } else {
+        const index_t per_warp = 32 * index_t(backward ? K_bwd : K_fwd);
+        const index_t warps = (v + per_warp - 1) / per_warp;
+        if (warps <= max_block / 32) {
+          p.path = 5;
+          p.team_warps = int(warps);
+        } else {
+          p.path = 1;
+          p.team_warps = max_block / 32;
+        }
+      }
+      // Several teams share a block where that keeps blocks at 256 threads, but
+      // in backward only one-warp teams do: multi-warp teams synchronize with
+      // named barriers, and a block whose teams run different numbers of rows
+      // (hence of barriers) before the block-wide merge of their dgamma/dbeta
+      // sums is reported as racing by compute-sanitizer's racecheck.
+      if (p.path >= 2 && p.team_warps <= 8 && !(backward && p.team_warps > 1)) teams = 8 / p.team_warps;
+    } else {
+      const index_t warps = (cols + 127) / 128;
+      p.team_warps = int(warps < 1 ? 1 : (warps > 8 ? 8 : warps));
+    }
+    p.block = 32 * p.team_warps * teams;
+    p.smem = backward && p.path >= 2 && col_grads ? std::size_t(teams) * 2 * std::size_t(cols) * sizeof(float) : 0;
+
+    int device = 0, sms = 0, per_sm = 0;
+    cudaError_t e = cudaGetDevice(&device);
+    if (e == cudaSuccess && p.smem > 32 * 1024)  // static shared memory comes on top: ask early
+      e = cudaFuncSetAttribute(kernel(p.path, backward), cudaFuncAttributeMaxDynamicSharedMemorySize, int(p.smem));
+    if (e == cudaSuccess) e = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
+    if (e == cudaSuccess)
+      e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel(p.path, backward), p.block, p.smem);
+    if (e != cudaSuccess) return e;
+    const index_t resident = index_t(sms) * index_t(per_sm < 1 ? 1 : per_sm);
+    const index_t needed = (rows + teams - 1) / teams;
+    p.grid = needed < resident ? needed : resident;
+    return cudaSuccess;
+  }
+
+  static cudaError_t forward(const row_args<S>& a, const launch_plan& p, cudaStream_t stream) {
+    const dim3 grid(unsigned(p.grid)), block(unsigned(p.block));
+    switch (p.path) {
+      case 0: forward_loop<Glue, S, 1><<<grid, block, 0, stream>>>(a, p.team_warps); break;
+      case 1: forward_loop<Glue, S, N><<<grid, block, 0, stream>>>(a, p.team_warps); break;
+      case 2: forward_staged<Glue, S, N, 1><<<grid, block, 0, stream>>>(a, p.team_warps); break;
+      case 5: forward_staged<Glue, S, N, K_fwd><<<grid, block, 0, stream>>>(a, p.team_warps); break;
+      case 3: forward_staged<Glue, S, N, 2><<<grid, block, 0, stream>>>(a, p.team_warps); break;
+      default: forward_staged<Glue, S, N, K_warp><<<grid, block, 0, stream>>>(a, p.team_warps); break;
+    }
+    return cudaGetLastError();
+  }
+
+  // The rows pass, then (when the layer has parameter gradients) the fixed-order sum.
+  static cudaError_t backward(const row_args<S>& a, const launch_plan& p, S* out0, S* out1, S* out_scalar,
+                              bool accumulate, cudaStream_t stream) {
+    const dim3 grid(unsigned(p.grid)), block(unsigned(p.block));
+    switch (p.path) {
+      case 0: backward_loop<Glue, S, 1><<<grid, block, 0, stream>>>(a, p.team_warps); break;
+      case 1: backward_loop<Glue, S, N><<<grid, block, 0, stream>>>(a, p.team_warps); break;
+      case 2: backward_staged<Glue, S, N, 1><<<grid, block, p.smem, stream>>>(a, p.team_warps); break;
+      case 5: backward_staged<Glue, S, N, K_bwd><<<grid, block, p.smem, stream>>>(a, p.team_warps); break;
+      case 3: backward_staged<Glue, S, N, 2><<<grid, block, p.smem, stream>>>(a, p.team_warps); break;
+      default: backward_staged<Glue, S, N, K_warp_bwd><<<grid, block, p.smem, stream>>>(a, p.team_warps); break;
+    }
+    cudaError_t e = cudaGetLastError();
+    const index_t n = index_t(a.col_grads) * a.cols + a.scalar_grads;
+    if (e != cudaSuccess || n == 0 || !(out0 || out1 || out_scalar)) return e;
+    reduce_partials<S><<<unsigned((n + 31) / 32), dim3(32, 8), 0, stream>>>(
+        a.partials, p.grid, a.slot_stride, a.cols, a.col_grads, a.scalar_grads, out0, out1, out_scalar, accumulate);
+    return cudaGetLastError();
+  }
+};
+
+}  // namespace cuda_detail
+}  // namespace dyt

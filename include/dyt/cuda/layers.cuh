@@ -1,0 +1,395 @@
+// dyt/cuda/layers.cuh: the layers on the CUDA backend,
+//   dyt::DyT<T, dyt::cuda>, dyt::LayerNorm<T, dyt::cuda>, dyt::RMSNorm<T, dyt::cuda>
+// with T = float, __nv_bfloat16, __half, dyt::bfloat16 or dyt::half. Views,
+// parameters, statistics, gradients and the workspace are device memory; the
+// argument checks are the CPU layers' own (same codes, same messages) and run on
+// the host before anything is launched, so a refused call writes nothing.
+//
+// Parameter gradients: each block of the backward grid leaves a slot of partial
+// sums in a workspace of workspace_bytes(rows) bytes (16-byte aligned), and a
+// second kernel adds the slots in order: bit-identical run after run on one
+// device. Pass the workspace, or let the call take it from cudaMallocAsync on the
+// same stream. The grid, hence the workspace size, depends on the current device.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstddef>
+
+#include "../backend.hpp"
+#include "../backward_plan.hpp"
+#include "../detail/checks.hpp"
+#include "../layers/dyt.hpp"
+#include "../layers/layer_norm.hpp"
+#include "../layers/rms_norm.hpp"
+#include "../status.hpp"
+#include "../view.hpp"
+#include "launch.cuh"
+
+namespace dyt {
+
+// The CUDA backend tag: Layer<T, dyt::cuda>.
+struct cuda {};
+
+template <class T>
+struct backend_traits<cuda, T> {
+  using compute_type = float;
+  static constexpr bool vectorized = true;
+};
+
+// Caller-owned device scratch for a backward pass (see workspace_bytes()).
+struct device_workspace {
+  void* data = nullptr;
+  std::size_t bytes = 0;
+};
+
+namespace cuda_detail {
+
+// What the three CUDA layers share: the CPU layers' checks, in the same order,
+// and the launch sequence. Derived supplies name, stats_saved, check_params,
+// add_params, layout, check_grads, grad_outputs and fill(row_args&).
+template <class Derived, class T, class Glue>
+class layer_shell {
+ public:
+  using value_type = T;
+  using compute_type = float;
+
+  index_t cols() const { return cols_; }
+
+  // Bytes of workspace backward() needs for `rows` rows on the current device
+  // (0 for a layer without parameter gradients), whatever the views' alignment.
+  std::size_t workspace_bytes(index_t rows) const {
+    const detail::grad_layout layout = self().layout();
+    if (layout.empty() || rows < 1 || cols_ < 1) return 0;
+    std::size_t most = 0;
+    for (bool vectors : {false, true}) {
+      launch_plan p;
+      if (run::plan(rows, cols_, vectors, true, !layout.empty() && layout.col_grads > 0, p) != cudaSuccess) continue;
+      const std::size_t bytes = std::size_t(p.grid) * std::size_t(layout.template slot_stride<float>()) * 4;
+      most = bytes > most ? bytes : most;
+    }
+    return most;
+  }
+
+ protected:
+  using S = storage_t<T>;
+  using run = launcher<Glue, S>;
+
+  explicit layer_shell(index_t cols) : cols_(cols) {}
+  const Derived& self() const { return static_cast<const Derived&>(*this); }
+
+  void check_layer(detail::arg_check& check) const {
+    if (cols_ < 1) check.fail(errc::bad_size, "the layer's cols (%lld) must be >= 1", static_cast<long long>(cols_));
+    self().check_params(check);
+  }
+
+  status forward_impl(const char* fn, rows_view<const T> x, rows_view<T> y, row_stats<float> save,
+                      cudaStream_t stream) const {
+    detail::arg_check check(fn);
+    check_layer(check);
+    check.view(x, "x").view(y, "y").cols_are(x, "x", cols_, "the layer's cols").same_shape(y, "y", x, "x");
+    if (check.ok() && Derived::stats_saved < 2 && save.mean)
+      check.fail(errc::bad_parameter, "a mean buffer is given, but %s computes no mean", Derived::name);
+    if (!check.ok()) return check.result();
+    detail::region_list regions;
+    regions.view("x", x, false).view("y", y, true);
+    regions.array("mean", save.mean, x.rows, true).array("rstd", save.rstd, x.rows, true);
+    self().add_params(regions);
+    if (!check.no_overlap(regions).ok()) return check.result();
+
+    row_args<S> a;
+    a.rows = x.rows;
+    a.cols = cols_;
+    a.x = as_storage(x.data);
+    a.x_stride = x.row_stride;
+    a.y = as_storage(y.data);
+    a.y_stride = y.row_stride;
+    a.mean = save.mean;
+    a.rstd = save.rstd;
+    self().fill(a);
+    launch_plan p;
+    cudaError_t e = run::plan(a.rows, a.cols, vectors(a, false), false, false, p);
+    if (e == cudaSuccess) e = run::forward(a, p, stream);
+    return cuda_status(e, fn, "the forward launch");
+  }
+
+  template <class Gradients>
+  status backward_impl(const char* fn, rows_view<const T> x, rows_view<const T> dy, rows_view<T> dx,
+                       const Gradients& grads, grad_mode mode, row_stats<const float> saved, device_workspace ws,
+                       cudaStream_t stream) const {
+    detail::arg_check check(fn);
+    detail::region_list regions;
+    check_layer(check);
+    check.view(x, "x").view(dy, "dy").view(dx, "dx").cols_are(x, "x", cols_, "the layer's cols");
+    check.same_shape(dy, "dy", x, "x").same_shape(dx, "dx", x, "x");
+    if (check.ok()) {
+      constexpr int saved_count = Derived::stats_saved;
+      if (saved_count == 0 && (saved.mean || saved.rstd))
+        check.fail(errc::bad_parameter, "saved statistics given, but %s keeps none", Derived::name);
+      if (saved_count == 1 && saved.mean)
+        check.fail(errc::bad_parameter, "saved.mean given, but %s saves only rstd", Derived::name);
+      if (saved_count == 2 && (saved.mean == nullptr) != (saved.rstd == nullptr))
+        check.fail(errc::null_pointer, "saved.%s is null but saved.%s is not: give both or neither",
+                   saved.mean ? "rstd" : "mean", saved.mean ? "mean" : "rstd");
+    }
+    if (!check.ok()) return check.result();
+    regions.view("x", x, false).view("dy", dy, false).view("dx", dx, true);
+    regions.array("saved.mean", saved.mean, x.rows, false).array("saved.rstd", saved.rstd, x.rows, false);
+    self().add_params(regions);
+    self().check_grads(check, regions, grads);
+    const std::size_t needed = workspace_bytes(x.rows);
+    if (ws.data) {
+      check.workspace(ws.data, ws.bytes, needed, 16);
+      regions.array("workspace", static_cast<unsigned char*>(ws.data), index_t(ws.bytes), true);
+    }
+    if (!check.ok() || !check.no_overlap(regions).ok()) return check.result();
+
+    row_args<S> a;
+    a.rows = x.rows;
+    a.cols = cols_;
+    a.x = as_storage(x.data);
+    a.x_stride = x.row_stride;
+    a.dy = as_storage(dy.data);
+    a.dy_stride = dy.row_stride;
+    a.dx = as_storage(dx.data);
+    a.dx_stride = dx.row_stride;
+    a.saved_mean = saved.mean;
+    a.saved_rstd = saved.rstd;
+    self().fill(a);
+    const detail::grad_layout layout = self().layout();
+    a.slot_stride = layout.template slot_stride<float>();
+    a.col_grads = layout.col_grads;
+    a.scalar_grads = layout.scalar_grads;
+    T* col_out[2] = {nullptr, nullptr};
+    T* scalar_out = nullptr;
+    self().grad_outputs(grads, col_out, &scalar_out);
+
+    launch_plan p;
+    cudaError_t e = run::plan(a.rows, a.cols, vectors(a, true), true, a.col_grads > 0, p);
+    if (e != cudaSuccess) return cuda_status(e, fn, "planning the backward launch");
+    void* scratch = ws.data;
+    if (needed && !scratch) {
+      e = cudaMallocAsync(&scratch, needed, stream);
+      if (e != cudaSuccess) return cuda_status(e, fn, "cudaMallocAsync of the gradient workspace");
+    }
+    a.partials = static_cast<float*>(scratch);
+    e = run::backward(a, p, as_storage(col_out[0]), as_storage(col_out[1]), as_storage(scalar_out),
+                      mode == grad_mode::accumulate, stream);
+    if (scratch && !ws.data) {
+      const cudaError_t f = cudaFreeAsync(scratch, stream);
+      if (e == cudaSuccess) e = f;
+    }
+    return cuda_status(e, fn, "the backward launch");
+  }
+
+ private:
+  // Whether every row pointer and parameter allows 16-byte accesses.
+  bool vectors(const row_args<S>& a, bool backward) const {
+    constexpr int n = run::N;
+    if (a.cols % n != 0) return false;
+    bool ok = run::vector_view(a.x, a.x_stride) && aligned16(a.gamma) && aligned16(a.beta);
+    if (backward) ok = ok && run::vector_view(a.dy, a.dy_stride) && run::vector_view(a.dx, a.dx_stride);
+    else ok = ok && run::vector_view(a.y, a.y_stride);
+    return ok;
+  }
+
+  index_t cols_;
+};
+
+}  // namespace cuda_detail
+
+// ---- DyT -------------------------------------------------------------------------------
+template <class T, class Tanh>
+class DyT<T, cuda, Tanh>
+    : public cuda_detail::layer_shell<DyT<T, cuda, Tanh>, T, cuda_detail::dyt_rows<cuda_detail::device_tanh_t<Tanh>>> {
+  using base =
+      cuda_detail::layer_shell<DyT<T, cuda, Tanh>, T, cuda_detail::dyt_rows<cuda_detail::device_tanh_t<Tanh>>>;
+  friend base;
+
+ public:
+  // What runs on the device: tanh_fast means tanh.approx.f32 there (see cuda/tanh.cuh).
+  using tanh_policy = cuda_detail::device_tanh_t<Tanh>;
+
+  struct gradients {
+    T* dalpha = nullptr;
+    T* dgamma = nullptr;
+    T* dbeta = nullptr;
+  };
+
+  // alpha (one value), gamma and beta (cols values each, either may be null): device pointers.
+  DyT(const T* alpha, const T* gamma, const T* beta, index_t cols) noexcept
+      : base(cols), alpha_(alpha), gamma_(gamma), beta_(beta) {}
+
+  const T* alpha() const { return alpha_; }
+  const T* gamma() const { return gamma_; }
+  const T* beta() const { return beta_; }
+
+  status forward(rows_view<const T> x, rows_view<T> y, cudaStream_t stream) const {
+    return this->forward_impl("dyt::DyT::forward", x, y, {}, stream);
+  }
+  status backward(rows_view<const T> x, rows_view<const T> dy, rows_view<T> dx, const gradients& grads,
+                  cudaStream_t stream, grad_mode mode = grad_mode::overwrite, device_workspace ws = {}) const {
+    return this->backward_impl("dyt::DyT::backward", x, dy, dx, grads, mode, {}, ws, stream);
+  }
+
+ private:
+  static constexpr const char* name = "dyt::DyT";
+  static constexpr int stats_saved = 0;
+
+  void check_params(detail::arg_check& check) const { check.not_null(alpha_, "alpha"); }
+  void add_params(detail::region_list& regions) const {
+    regions.array("alpha", alpha_, 1, false).array("gamma", gamma_, this->cols(), false);
+    regions.array("beta", beta_, this->cols(), false);
+  }
+  detail::grad_layout layout() const { return {this->cols(), int(gamma_ != nullptr) + int(beta_ != nullptr), 1}; }
+  void check_grads(detail::arg_check& check, detail::region_list& regions, const gradients& g) const {
+    check.grad_for(g.dgamma, gamma_, "dgamma", "gamma").grad_for(g.dbeta, beta_, "dbeta", "beta");
+    regions.array("dalpha", g.dalpha, 1, true).array("dgamma", g.dgamma, this->cols(), true);
+    regions.array("dbeta", g.dbeta, this->cols(), true);
+  }
+  void grad_outputs(const gradients& g, T** col_out, T** scalar_out) const {
+    int n = 0;
+    if (gamma_) col_out[n++] = g.dgamma;
+    if (beta_) col_out[n++] = g.dbeta;
+    *scalar_out = g.dalpha;
+  }
+  template <class A>
+  void fill(A& a) const {
+    a.alpha = cuda_detail::as_storage(alpha_);
+    a.gamma = cuda_detail::as_storage(gamma_);
+    a.beta = cuda_detail::as_storage(beta_);
+  }
+
+  const T* alpha_;
+  const T* gamma_;
+  const T* beta_;
+};
+
+// ---- LayerNorm ---------------------------------------------------------------------------
+template <class T>
+class LayerNorm<T, cuda> : public cuda_detail::layer_shell<LayerNorm<T, cuda>, T, cuda_detail::layer_norm_rows> {
+  using base = cuda_detail::layer_shell<LayerNorm<T, cuda>, T, cuda_detail::layer_norm_rows>;
+  friend base;
+
+ public:
+  using stats = row_stats<float>;
+  using saved_stats = row_stats<const float>;
+
+  struct gradients {
+    T* dgamma = nullptr;
+    T* dbeta = nullptr;
+  };
+
+  LayerNorm(const T* gamma, const T* beta, index_t cols, double eps = 1e-5) noexcept
+      : base(cols), gamma_(gamma), beta_(beta), eps_(eps) {}
+
+  const T* gamma() const { return gamma_; }
+  const T* beta() const { return beta_; }
+  double eps() const { return eps_; }
+
+  status forward(rows_view<const T> x, rows_view<T> y, cudaStream_t stream) const {
+    return this->forward_impl("dyt::LayerNorm::forward", x, y, {}, stream);
+  }
+  status forward(rows_view<const T> x, rows_view<T> y, stats save, cudaStream_t stream) const {
+    return this->forward_impl("dyt::LayerNorm::forward", x, y, save, stream);
+  }
+  status backward(rows_view<const T> x, rows_view<const T> dy, rows_view<T> dx, const gradients& grads,
+                  cudaStream_t stream, grad_mode mode = grad_mode::overwrite, saved_stats saved = {},
+                  device_workspace ws = {}) const {
+    return this->backward_impl("dyt::LayerNorm::backward", x, dy, dx, grads, mode, saved, ws, stream);
+  }
+
+ private:
+  static constexpr const char* name = "dyt::LayerNorm";
+  static constexpr int stats_saved = 2;
+
+  void check_params(detail::arg_check& check) const { check.eps(eps_); }
+  void add_params(detail::region_list& regions) const {
+    regions.array("gamma", gamma_, this->cols(), false).array("beta", beta_, this->cols(), false);
+  }
+  detail::grad_layout layout() const { return {this->cols(), int(gamma_ != nullptr) + int(beta_ != nullptr), 0}; }
+  void check_grads(detail::arg_check& check, detail::region_list& regions, const gradients& g) const {
+    check.grad_for(g.dgamma, gamma_, "dgamma", "gamma").grad_for(g.dbeta, beta_, "dbeta", "beta");
+    regions.array("dgamma", g.dgamma, this->cols(), true).array("dbeta", g.dbeta, this->cols(), true);
+  }
+  void grad_outputs(const gradients& g, T** col_out, T**) const {
+    int n = 0;
+    if (gamma_) col_out[n++] = g.dgamma;
+    if (beta_) col_out[n++] = g.dbeta;
+  }
+  template <class A>
+  void fill(A& a) const {
+    a.gamma = cuda_detail::as_storage(gamma_);
+    a.beta = cuda_detail::as_storage(beta_);
+    a.eps = float(eps_);
+  }
+
+  const T* gamma_;
+  const T* beta_;
+  double eps_;
+};
+
+// ---- RMSNorm -----------------------------------------------------------------------------
+template <class T>
+class RMSNorm<T, cuda> : public cuda_detail::layer_shell<RMSNorm<T, cuda>, T, cuda_detail::rms_norm_rows> {
+  using base = cuda_detail::layer_shell<RMSNorm<T, cuda>, T, cuda_detail::rms_norm_rows>;
+  friend base;
+
+ public:
+  using stats = row_stats<float>;
+  using saved_stats = row_stats<const float>;
+
+  struct gradients {
+    T* dgamma = nullptr;
+  };
+
+  RMSNorm(const T* gamma, index_t cols, double eps = 1e-6, gamma_form form = gamma_form::plain) noexcept
+      : base(cols), gamma_(gamma), eps_(eps), form_(form) {}
+
+  const T* gamma() const { return gamma_; }
+  double eps() const { return eps_; }
+  gamma_form form() const { return form_; }
+
+  status forward(rows_view<const T> x, rows_view<T> y, cudaStream_t stream) const {
+    return this->forward_impl("dyt::RMSNorm::forward", x, y, {}, stream);
+  }
+  status forward(rows_view<const T> x, rows_view<T> y, stats save, cudaStream_t stream) const {
+    return this->forward_impl("dyt::RMSNorm::forward", x, y, save, stream);
+  }
+  status backward(rows_view<const T> x, rows_view<const T> dy, rows_view<T> dx, const gradients& grads,
+                  cudaStream_t stream, grad_mode mode = grad_mode::overwrite, saved_stats saved = {},
+                  device_workspace ws = {}) const {
+    return this->backward_impl("dyt::RMSNorm::backward", x, dy, dx, grads, mode, saved, ws, stream);
+  }
+
+ private:
+  static constexpr const char* name = "dyt::RMSNorm";
+  static constexpr int stats_saved = 1;
+
+  void check_params(detail::arg_check& check) const {
+    check.eps(eps_);
+    if (check.ok() && form_ == gamma_form::one_plus && !gamma_)
+      check.fail(errc::null_pointer, "gamma is null, which gamma_form::one_plus needs");
+  }
+  void add_params(detail::region_list& regions) const { regions.array("gamma", gamma_, this->cols(), false); }
+  detail::grad_layout layout() const { return {this->cols(), int(gamma_ != nullptr), 0}; }
+  void check_grads(detail::arg_check& check, detail::region_list& regions, const gradients& g) const {
+    check.grad_for(g.dgamma, gamma_, "dgamma", "gamma");
+    regions.array("dgamma", g.dgamma, this->cols(), true);
+  }
+  void grad_outputs(const gradients& g, T** col_out, T**) const {
+    if (gamma_) col_out[0] = g.dgamma;
+  }
+  template <class A>
+  void fill(A& a) const {
+    a.gamma = cuda_detail::as_storage(gamma_);
+    a.eps = float(eps_);
+    a.form = form_;
+  }
+
+  const T* gamma_;
+  double eps_;
+  gamma_form form_;
+};
+
+}  // namespace dyt

@@ -1,0 +1,625 @@
+// tests/cuda/test_cuda.cu: the CUDA backend against the float64 reference.
+//
+// Every layer (all parameter variants), every storage type (float, bf16, half)
+// and every pass (forward, forward saving statistics, backward with and without
+// saved statistics, overwrite and accumulate) on fresh random inputs
+// (support.hpp's problems and seeds), at column counts from 1 to 12288 (the
+// warp, block and loop paths, vector and one-column accesses), with dense,
+// strided and misaligned views; in place; NaN and Inf; refused arguments
+// (same code and message as the CPU layer, nothing written); two runs
+// bit-identical; both tanh policies; the device functors; and one tensor of
+// more than 2^31 elements.
+//
+// Bounds: truth.hpp (the CPU tests' derivations, valid for any summation order)
+// with each tanh policy's error in float ulp: tanhf within 2 ulp (CUDA C
+// Programming Guide, maximum ulp error table), rounded up to the 2.2 the CPU
+// tests use; tanh.approx.f32 within 2^-10.987 relative (PTX ISA), which is
+// 2^-10.987 / 2^-23 = 4133 float ulp at worst (an ulp is at least 2^-23 |t|).
+// Every element is checked; output buffers start as NaN canaries, so an element
+// never written fails, and canaries around each view catch stray writes.
+//
+// DYT_CUDA_TEST_QUICK=1 keeps a few shapes (for compute-sanitizer runs).
+#include <cuda_runtime.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include <dyt/cuda.cuh>
+
+#include "truth.hpp"
+
+namespace {
+
+using namespace dyt_test;
+using dyt::grad_mode;
+using bf16 = __nv_bfloat16;
+
+#define CUDA_REQUIRE(expr)                                                                  \
+  do {                                                                                      \
+    const cudaError_t e_ = (expr);                                                          \
+    REQUIRE_MESSAGE(e_ == cudaSuccess, #expr << ": " << cudaGetErrorString(e_));            \
+  } while (0)
+
+bool quick() {
+  const char* q = std::getenv("DYT_CUDA_TEST_QUICK");
+  return q && *q && *q != '0';
+}
+
+template <class Tanh>
+constexpr double policy_ulps = std::is_same<dyt::cuda_detail::device_tanh_t<Tanh>, dyt::tanh_approx>::value ? 4133.0
+                                                                                                         : 2.2;
+
+// A device copy of a guarded host buffer: the view and `guard` elements either
+// side, at the same address modulo 64 (so alignment cases carry over).
+template <class T>
+class mirror {
+ public:
+  explicit mirror(const guarded<T>& h) : rows_(h.rows()), cols_(h.cols()), stride_(h.stride()) {
+    const std::size_t bytes = std::size_t(span() + 2 * guarded<T>::guard) * sizeof(T) + 128;
+    CUDA_REQUIRE(cudaMalloc(&base_, bytes));
+    const std::uintptr_t want = std::uintptr_t(h.data()) % 64;
+    std::uintptr_t p = std::uintptr_t(base_) + guarded<T>::guard * sizeof(T);
+    p = (p + 63) / 64 * 64 + want;
+    data_ = reinterpret_cast<T*>(p);
+    upload(h);
+  }
+  ~mirror() { cudaFree(base_); }
+  mirror(const mirror&) = delete;
+  mirror& operator=(const mirror&) = delete;
+
+  void upload(const guarded<T>& h) {
+    CUDA_REQUIRE(cudaMemcpy(data_ - guarded<T>::guard, h.data() - guarded<T>::guard, window(), cudaMemcpyHostToDevice));
+  }
+  void download(guarded<T>& h) const {
+    CUDA_REQUIRE(cudaDeviceSynchronize());
+    CUDA_REQUIRE(cudaMemcpy(h.data() - guarded<T>::guard, data_ - guarded<T>::guard, window(), cudaMemcpyDeviceToHost));
+  }
+  T* data() const { return data_; }
+  dyt::rows_view<T> view() const { return {data_, rows_, cols_, stride_}; }
+  dyt::rows_view<const T> cview() const { return {data_, rows_, cols_, stride_}; }
+
+ private:
+  index_t span() const { return (rows_ - 1) * stride_ + cols_; }
+  std::size_t window() const { return std::size_t(span() + 2 * guarded<T>::guard) * sizeof(T); }
+  index_t rows_, cols_, stride_;
+  void* base_ = nullptr;
+  T* data_ = nullptr;
+};
+
+// A plain device array of floats (statistics), NaN-filled.
+struct dfloats {
+  float* p = nullptr;
+  index_t n;
+  explicit dfloats(index_t n_) : n(n_) {
+    CUDA_REQUIRE(cudaMalloc(&p, std::size_t(n) * 4));
+    CUDA_REQUIRE(cudaMemset(p, 0xff, std::size_t(n) * 4));
+  }
+  ~dfloats() { cudaFree(p); }
+  guarded<float> get() const {
+    guarded<float> h(1, n);
+    CUDA_REQUIRE(cudaDeviceSynchronize());
+    CUDA_REQUIRE(cudaMemcpy(h.data(), p, std::size_t(n) * 4, cudaMemcpyDeviceToHost));
+    return h;
+  }
+};
+
+template <class T>
+std::string tname() {
+  if (std::is_same<T, float>::value) return "float";
+  if (dyt::format_of<T>::value == dyt::format::bf16) return "bf16";
+  return "half";
+}
+
+// support.hpp's check_against, labelled for the CUDA backend; NaN where the
+// truth is NaN (special-value tests) must come out NaN.
+template <class T, class U>
+void check_cuda(const std::string& what, const guarded<U>& got, const expected_output& e, bool rounded = true) {
+  using model = error_model<T, dyt::cuda>;
+  const std::string label = what + " / " + tname<T>() + " / cuda";
+  CHECK_MESSAGE(got.canaries_intact(), label << ": wrote outside its view");
+  error_check check(label);
+  for (index_t r = 0; r < got.rows(); ++r)
+    for (index_t c = 0; c < got.cols(); ++c) {
+      const double g = got.get(r, c), ref = e.ref(r, c);
+      if (std::isnan(ref)) {
+        check.add_exact(r, c, g, ref, std::isnan(g));
+        continue;
+      }
+      if (std::isinf(ref)) {
+        check.add_exact(r, c, g, ref, g == ref);
+        continue;
+      }
+      const double k = e.k(r, c, model::u);
+      check.add(r, c, g, ref, rounded ? model::bound(g, ref, k, e.scale(r, c)) : model::compute_bound(k, e.scale(r, c)));
+    }
+}
+
+// The truth after grad_mode::accumulate onto g0: ref + g0, and one more
+// rounding of the float sum: (k + 1) (scale + |g0|) covers it.
+template <class T>
+expected_output shifted(const expected_output& e, const guarded<T>& g0) {
+  expected_output s = e;
+  for (index_t c = 0; c < e.ref.cols; ++c) {
+    const double g = g0.get(0, c);
+    s.ref.v[std::size_t(c)] += g;
+    s.set_bound(0, c, e.k0(0, c) + 1, e.scale(0, c) + std::fabs(g), e.k1(0, c));
+  }
+  return s;
+}
+
+// ---- Layers under test, built over a problem's device parameters ---------------------
+template <class T>
+struct device_problem {
+  problem<T>& p;
+  mirror<T> x, dy, alpha, gamma, beta;
+  explicit device_problem(problem<T>& p_) : p(p_), x(p.x), dy(p.dy), alpha(p.alpha), gamma(p.gamma), beta(p.beta) {}
+};
+
+struct shape_case {
+  index_t rows, cols;
+};
+
+std::vector<shape_case> shapes() {
+  if (quick()) return {{5, 3}, {9, 768}, {3, 769}, {4, 4096}, {2, 12288}};
+  return {{7, 1},     {37, 3},    {300, 17},  {37, 767}, {37, 768}, {37, 769}, {33, 1024},
+          {19, 4096}, {9, 4097},  {5, 8192},  {3, 12288}, {1, 768}};
+}
+
+const layout kGpuLayouts[] = {dense_aligned, layout{8, false}, strided_misaligned};
+
+// ---- Running one layer through every pass -------------------------------------------
+// Layer-specific calls, with the problem's parameters on the device.
+template <class T, class Tanh>
+struct dyt_kit {
+  using layer_t = dyt::DyT<T, dyt::cuda, Tanh>;
+  static constexpr layer_kind kind = layer_kind::dyt;
+  static int variants() { return 3; }
+  static constexpr bool stats = false;
+  static std::string variant_name(int v) { return bwd::kDytVariants[v].name; }
+  static layer_t make(const device_problem<T>& d, int v) {
+    const auto& var = bwd::kDytVariants[v];
+    return layer_t(d.alpha.data(), var.gamma ? d.gamma.data() : nullptr, var.beta ? d.beta.data() : nullptr, d.p.cols);
+  }
+  static fwd::forward_truth ftruth(const problem<T>& p, int v) {
+    return fwd::dyt_truth(p, fwd::kDytVariants[v], policy_ulps<Tanh>);
+  }
+  static bwd::backward_truth btruth(const problem<T>& p, int v) {
+    bwd::backward_truth t = bwd::dyt_truth(p, bwd::kDytVariants[v], policy_ulps<Tanh>);
+    // dalpha: each thread sums all its elements of all its rows before the
+    // block and slot sums, so a term may pass through more than the CPU's
+    // n + rows - 1 additions; rows * cols bounds any summation tree.
+    const double scale = t.grad[2].scale(0, 0);
+    t.grad[2].set_bound(0, 0, double(p.rows) * double(p.cols) + 4 * policy_ulps<Tanh> + 3, scale);
+    return t;
+  }
+  static dyt::status backward(const layer_t& l, dyt::rows_view<const T> x, dyt::rows_view<const T> dy,
+                              dyt::rows_view<T> dx, T* g0, T* g1, T* g2, grad_mode mode, const float*, const float*,
+                              dyt::device_workspace ws = {}) {
+    typename layer_t::gradients g;
+    g.dgamma = g0;
+    g.dbeta = g1;
+    g.dalpha = g2;
+    return l.backward(x, dy, dx, g, nullptr, mode, ws);
+  }
+};
+
+template <class T>
+struct ln_kit {
+  using layer_t = dyt::LayerNorm<T, dyt::cuda>;
+  static constexpr layer_kind kind = layer_kind::layer_norm;
+  static int variants() { return 4; }
+  static constexpr bool stats = true;
+  static std::string variant_name(int v) { return bwd::kLnVariants[v].name; }
+  static layer_t make(const device_problem<T>& d, int v) {
+    const auto& var = bwd::kLnVariants[v];
+    return layer_t(var.gamma ? d.gamma.data() : nullptr, var.beta ? d.beta.data() : nullptr, d.p.cols, kLayerNormEps);
+  }
+  static fwd::forward_truth ftruth(const problem<T>& p, int v) { return fwd::layer_norm_truth(p, fwd::kLnVariants[v]); }
+  static bwd::backward_truth btruth(const problem<T>& p, int v) { return bwd::layer_norm_truth(p, bwd::kLnVariants[v]); }
+  static dyt::status backward(const layer_t& l, dyt::rows_view<const T> x, dyt::rows_view<const T> dy,
+                              dyt::rows_view<T> dx, T* g0, T* g1, T*, grad_mode mode, const float* mean,
+                              const float* rstd, dyt::device_workspace ws = {}) {
+    typename layer_t::gradients g;
+    g.dgamma = g0;
+    g.dbeta = g1;
+    return l.backward(x, dy, dx, g, nullptr, mode, {mean, rstd}, ws);
+  }
+};
+
+template <class T>
+struct rms_kit {
+  using layer_t = dyt::RMSNorm<T, dyt::cuda>;
+  static constexpr layer_kind kind = layer_kind::rms_norm;
+  static int variants() { return 3; }
+  static constexpr bool stats = true;
+  static std::string variant_name(int v) { return bwd::kRmsVariants[v].name; }
+  static layer_t make(const device_problem<T>& d, int v) {
+    const auto& var = bwd::kRmsVariants[v];
+    return layer_t(var.gamma ? d.gamma.data() : nullptr, d.p.cols, kRmsNormEps, var.form);
+  }
+  static fwd::forward_truth ftruth(const problem<T>& p, int v) { return fwd::rms_norm_truth(p, fwd::kRmsVariants[v]); }
+  static bwd::backward_truth btruth(const problem<T>& p, int v) { return bwd::rms_norm_truth(p, bwd::kRmsVariants[v]); }
+  static dyt::status backward(const layer_t& l, dyt::rows_view<const T> x, dyt::rows_view<const T> dy,
+                              dyt::rows_view<T> dx, T* g0, T*, T*, grad_mode mode, const float*, const float* rstd,
+                              dyt::device_workspace ws = {}) {
+    typename layer_t::gradients g;
+    g.dgamma = g0;
+    return l.backward(x, dy, dx, g, nullptr, mode, {nullptr, rstd}, ws);
+  }
+};
+
+template <class Layer, class T>
+dyt::status forward_call(const Layer& l, dyt::rows_view<const T> x, dyt::rows_view<T> y, float* mean, float* rstd,
+                         std::true_type) {
+  return mean || rstd ? l.forward(x, y, {mean, rstd}, nullptr) : l.forward(x, y, nullptr);
+}
+template <class Layer, class T>
+dyt::status forward_call(const Layer& l, dyt::rows_view<const T> x, dyt::rows_view<T> y, float*, float*,
+                         std::false_type) {
+  return l.forward(x, y, nullptr);
+}
+
+// All passes of one layer variant at one shape and layout.
+template <class Kit, class T>
+void run_case(const char* test, int v, shape_case s, layout lay, bool all_passes) {
+  rng g(seed_for(test, std::uint64_t(s.rows * 100003 + s.cols), std::uint64_t(v * 16 + lay.pad + lay.misaligned)));
+  problem<T> p(Kit::kind, s.rows, s.cols, lay, g);
+  INFO(std::string(test) << ": " << tname<T>() << ", " << Kit::variant_name(v) << ", " << s.rows << " x " << s.cols << ", "
+            << describe(lay) << ", base seed " << base_seed());
+  device_problem<T> d(p);
+  const auto layer = Kit::make(d, v);
+  const bool with_mean = Kit::kind == layer_kind::layer_norm;
+  using has_stats = std::integral_constant<bool, Kit::stats>;
+
+  // Forward, out of place, saving statistics where the layer has them.
+  const fwd::forward_truth ft = Kit::ftruth(p, v);
+  guarded<T> y(s.rows, s.cols, lay);
+  mirror<T> dy_out(y);
+  dfloats mean(s.rows), rstd(s.rows);
+  REQUIRE(forward_call(layer, d.x.cview(), dy_out.view(), with_mean ? mean.p : nullptr,
+                       Kit::stats ? rstd.p : nullptr, has_stats()).ok());
+  dy_out.download(y);
+  check_cuda<T>("y", y, ft.y);
+  if (Kit::stats) {
+    check_cuda<T>("rstd", rstd.get(), ft.rstd, false);
+    if (with_mean) check_cuda<T>("mean", mean.get(), ft.mean, false);
+  }
+  if (all_passes) {
+    // In place: y == x, same bits as out of place (the same kernel reads each
+    // column before writing it).
+    mirror<T> inplace(p.x);
+    REQUIRE(forward_call(layer, inplace.cview(), inplace.view(), nullptr, nullptr, has_stats()).ok());
+    guarded<T> y2(s.rows, s.cols, lay);
+    inplace.download(y2);
+    CHECK_MESSAGE(y2.same_bits_as(y), "in-place forward: " << y2.difference_from(y));
+  }
+
+  // Backward, overwrite, statistics recomputed.
+  const bwd::backward_truth bt = Kit::btruth(p, v);
+  guarded<T> dx(s.rows, s.cols, lay);
+  mirror<T> ddx(dx);
+  guarded<T> gr[3] = {guarded<T>(1, s.cols, lay), guarded<T>(1, s.cols, lay), guarded<T>(1, 1, lay)};
+  mirror<T> dg0(gr[0]), dg1(gr[1]), dg2(gr[2]);
+  T* gp[3] = {bt.grads & 1u ? dg0.data() : nullptr, bt.grads & 2u ? dg1.data() : nullptr,
+              bt.grads & 4u ? dg2.data() : nullptr};
+  REQUIRE(Kit::backward(layer, d.x.cview(), d.dy.cview(), ddx.view(), gp[0], gp[1], gp[2], grad_mode::overwrite,
+                        nullptr, nullptr)
+              .ok());
+  ddx.download(dx);
+  check_cuda<T>("dx", dx, bt.dx);
+  mirror<T>* dgs[3] = {&dg0, &dg1, &dg2};
+  for (int i = 0; i < 3; ++i)
+    if (bt.grads & (1u << i)) {
+      dgs[i]->download(gr[i]);
+      check_cuda<T>(bwd::kGradNames[i], gr[i], bt.grad[i]);
+    }
+  if (!all_passes) return;
+
+  // Deterministic: a second run gives the same bits everywhere.
+  {
+    guarded<T> dx2(s.rows, s.cols, lay);
+    mirror<T> ddx2(dx2);
+    REQUIRE(Kit::backward(layer, d.x.cview(), d.dy.cview(), ddx2.view(), gp[0], gp[1], gp[2], grad_mode::overwrite,
+                          nullptr, nullptr)
+                .ok());
+    ddx2.download(dx2);
+    CHECK_MESSAGE(dx2.same_bits_as(dx), "second backward, dx: " << dx2.difference_from(dx));
+    for (int i = 0; i < 3; ++i)
+      if (bt.grads & (1u << i)) {
+        guarded<T> again(gr[i].rows(), gr[i].cols(), lay);
+        dgs[i]->download(again);
+        CHECK_MESSAGE(again.same_bits_as(gr[i]), "second backward, " << bwd::kGradNames[i] << ": "
+                                                                     << again.difference_from(gr[i]));
+      }
+  }
+
+  // Saved statistics (forward's), dx == dy in place, and accumulate onto random gradients.
+  {
+    guarded<T> acc[3] = {guarded<T>(1, s.cols, lay), guarded<T>(1, s.cols, lay), guarded<T>(1, 1, lay)};
+    for (int i = 0; i < 3; ++i)
+      for (index_t c = 0; c < acc[i].cols(); ++c) acc[i].set(0, c, g.uniform(-2, 2));
+    mirror<T> a0(acc[0]), a1(acc[1]), a2(acc[2]);
+    T* ap[3] = {gp[0] ? a0.data() : nullptr, gp[1] ? a1.data() : nullptr, gp[2] ? a2.data() : nullptr};
+    mirror<T> inplace(p.dy);
+    const std::size_t ws_bytes = layer.workspace_bytes(s.rows);
+    void* ws = nullptr;
+    if (ws_bytes) CUDA_REQUIRE(cudaMalloc(&ws, ws_bytes));
+    REQUIRE(Kit::backward(layer, d.x.cview(), inplace.cview(), inplace.view(), ap[0], ap[1], ap[2],
+                          grad_mode::accumulate, Kit::stats && with_mean ? mean.p : nullptr,
+                          Kit::stats ? rstd.p : nullptr, {ws, ws_bytes})
+                .ok());
+    guarded<T> dx3(s.rows, s.cols, lay);
+    inplace.download(dx3);
+    cudaFree(ws);
+    check_cuda<T>("dx (saved statistics, dx == dy)", dx3, bt.dx);
+    mirror<T>* as[3] = {&a0, &a1, &a2};
+    for (int i = 0; i < 3; ++i)
+      if (bt.grads & (1u << i)) {
+        guarded<T> got(acc[i].rows(), acc[i].cols(), lay);
+        as[i]->download(got);
+        check_cuda<T>(bwd::kGradNames[i] + " (accumulate)", got, shifted(bt.grad[i], acc[i]));
+      }
+  }
+}
+
+template <class Kit, class T>
+void run_layer(const char* test) {
+  for (const shape_case& s : shapes())
+    for (const layout& lay : kGpuLayouts) {
+      run_case<Kit, T>(test, 0, s, lay, true);
+      if (s.cols == 768 || s.cols == 17 || s.cols == 4097 || (quick() && s.cols == 3))
+        for (int v = 1; v < Kit::variants(); ++v) run_case<Kit, T>(test, v, s, lay, lay.pad == 0 && !lay.misaligned);
+    }
+}
+
+}  // namespace
+
+TEST_CASE_TEMPLATE("DyT on CUDA matches the float64 reference (default tanh policy)", T, float, bf16, __half) {
+  run_layer<dyt_kit<T, dyt::default_tanh_t<T>>, T>("cuda dyt");
+}
+
+TEST_CASE("DyT on CUDA with the other tanh policy: approx for float, precise for bf16") {
+  for (const shape_case& s : shapes()) {
+    run_case<dyt_kit<float, dyt::tanh_fast>, float>("cuda dyt approx", 0, s, dense_aligned, true);
+    run_case<dyt_kit<bf16, dyt::tanh_precise>, bf16>("cuda dyt precise", 0, s, strided_misaligned, true);
+  }
+}
+
+TEST_CASE_TEMPLATE("LayerNorm on CUDA matches the float64 reference", T, float, bf16, __half) {
+  run_layer<ln_kit<T>, T>("cuda layer_norm");
+}
+
+TEST_CASE_TEMPLATE("RMSNorm on CUDA matches the float64 reference", T, float, bf16, __half) {
+  run_layer<rms_kit<T>, T>("cuda rms_norm");
+}
+
+TEST_CASE("dyt::bfloat16 and __nv_bfloat16 are the same bits on CUDA") {
+  rng g(seed_for("cuda bfloat16 spelling"));
+  problem<dyt::bfloat16> p(layer_kind::layer_norm, 11, 768, dense_aligned, g);
+  mirror<dyt::bfloat16> x(p.x), gamma(p.gamma), beta(p.beta);
+  guarded<dyt::bfloat16> y1(11, 768), y2(11, 768);
+  mirror<dyt::bfloat16> d1(y1), d2(y2);
+  dyt::LayerNorm<dyt::bfloat16, dyt::cuda> a(gamma.data(), beta.data(), 768);
+  dyt::LayerNorm<bf16, dyt::cuda> b(reinterpret_cast<bf16*>(gamma.data()), reinterpret_cast<bf16*>(beta.data()), 768);
+  REQUIRE(a.forward(x.cview(), d1.view(), nullptr).ok());
+  REQUIRE(b.forward({reinterpret_cast<const bf16*>(x.data()), 11, 768}, {reinterpret_cast<bf16*>(d2.data()), 11, 768},
+                    nullptr)
+              .ok());
+  d1.download(y1);
+  d2.download(y2);
+  CHECK(y1.same_bits_as(y2));
+}
+
+// ---- NaN and Inf -------------------------------------------------------------------------
+TEST_CASE_TEMPLATE("NaN and Inf propagate on CUDA as in the reference", T, float, bf16) {
+  for (index_t cols : {17, 768, 4096}) {
+    rng g(seed_for("cuda special", cols));
+    problem<T> p(layer_kind::layer_norm, 4, cols, dense_aligned, g);
+    p.x.set(1, cols / 2, std::nan(""));
+    p.x.set(2, 0, HUGE_VAL);
+    p.x.set(3, cols - 1, -HUGE_VAL);
+    p.xd = dense(p.x);
+    device_problem<T> d(p);
+    INFO(tname<T>() << " cols " << cols);
+    {  // DyT: tanh(+-Inf) = +-1; NaN stays in its element.
+      dyt::DyT<T, dyt::cuda> l(d.alpha.data(), d.gamma.data(), d.beta.data(), cols);
+      const auto t = fwd::dyt_truth(p, fwd::kDytVariants[0], policy_ulps<dyt::default_tanh_t<T>>);
+      guarded<T> y(4, cols);
+      mirror<T> dy(y);
+      REQUIRE(l.forward(d.x.cview(), dy.view(), nullptr).ok());
+      dy.download(y);
+      check_cuda<T>("DyT y with NaN/Inf", y, t.y);
+    }
+    {  // LayerNorm: a row holding NaN or Inf is all NaN; the others are untouched.
+      dyt::LayerNorm<T, dyt::cuda> l(d.gamma.data(), d.beta.data(), cols, kLayerNormEps);
+      const auto t = fwd::layer_norm_truth(p, fwd::kLnVariants[0]);
+      guarded<T> y(4, cols);
+      mirror<T> dy(y);
+      REQUIRE(l.forward(d.x.cview(), dy.view(), nullptr).ok());
+      dy.download(y);
+      check_cuda<T>("LayerNorm y with NaN/Inf", y, t.y);
+      for (index_t c = 0; c < cols; ++c) CHECK(std::isnan(y.get(1, c)));
+    }
+  }
+}
+
+// ---- Refusals ------------------------------------------------------------------------------
+TEST_CASE("Bad arguments are refused on CUDA with the CPU layer's code and message, and nothing is written") {
+  const index_t rows = 4, cols = 768;
+  rng g(seed_for("cuda refusals"));
+  problem<float> p(layer_kind::layer_norm, rows, cols, dense_aligned, g);
+  device_problem<float> d(p);
+  guarded<float> y(rows, cols);
+  mirror<float> dy_(y);
+  dyt::LayerNorm<float, dyt::cuda> gpu(d.gamma.data(), d.beta.data(), cols);
+  dyt::LayerNorm<float, dyt::cpu> cpu(d.gamma.data(), d.beta.data(), cols);  // never dereferences: it refuses too
+  dyt::RMSNorm<float, dyt::cuda> gpu_rms(nullptr, cols, 1e-6, dyt::gamma_form::one_plus);
+  dyt::RMSNorm<float, dyt::cpu> cpu_rms(nullptr, cols, 1e-6, dyt::gamma_form::one_plus);
+  dyt::DyT<float, dyt::cuda> gpu_dyt(nullptr, d.gamma.data(), nullptr, cols);
+  dyt::DyT<float, dyt::cpu> cpu_dyt(nullptr, d.gamma.data(), nullptr, cols);
+
+  const dyt::rows_view<const float> x = d.x.cview();
+  const dyt::rows_view<float> shifted_out(d.x.data() + 1, rows, cols);
+  const dyt::rows_view<float> narrow(dy_.data(), rows, cols - 1);
+  const dyt::rows_view<float> bad_stride(dy_.data(), rows, cols, cols - 1);
+  const dyt::rows_view<float> out = dy_.view();
+  auto same = [](const dyt::status& a, const dyt::status& b) {
+    CHECK(!a.ok());
+    CHECK(a.code() == b.code());
+    CHECK(std::string(a.message()) == b.message());
+  };
+  same(gpu.forward(x, shifted_out, nullptr), cpu.forward(x, shifted_out));
+  same(gpu.forward(x, narrow, nullptr), cpu.forward(x, narrow));
+  same(gpu.forward(x, bad_stride, nullptr), cpu.forward(x, bad_stride));
+  same(gpu.forward({nullptr, rows, cols}, out, nullptr), cpu.forward({nullptr, rows, cols}, out));
+  same(gpu_rms.forward(x, out, nullptr), cpu_rms.forward(x, out));
+  same(gpu_dyt.forward(x, out, nullptr), cpu_dyt.forward(x, out));
+  dyt::LayerNorm<float, dyt::cuda> bad_eps(d.gamma.data(), d.beta.data(), cols, -1.0);
+  dyt::LayerNorm<float, dyt::cpu> bad_eps_cpu(d.gamma.data(), d.beta.data(), cols, -1.0);
+  same(bad_eps.forward(x, out, nullptr), bad_eps_cpu.forward(x, out));
+  // Backward: dx overlapping dy; a gradient for a missing parameter; a short workspace.
+  dyt::LayerNorm<float, dyt::cuda>::gradients grads;
+  dyt::LayerNorm<float, dyt::cpu>::gradients cgrads;
+  same(gpu.backward(x, d.dy.cview(), dyt::rows_view<float>(d.dy.data() + 3, rows, cols), grads, nullptr),
+       cpu.backward(x, d.dy.cview(), dyt::rows_view<float>(d.dy.data() + 3, rows, cols), cgrads));
+  dyt::LayerNorm<float, dyt::cuda> no_beta(d.gamma.data(), nullptr, cols);
+  dyt::LayerNorm<float, dyt::cpu> no_beta_cpu(d.gamma.data(), nullptr, cols);
+  grads.dbeta = out.data;
+  cgrads.dbeta = out.data;
+  same(no_beta.backward(x, d.dy.cview(), out, grads, nullptr), no_beta_cpu.backward(x, d.dy.cview(), out, cgrads));
+  grads.dbeta = nullptr;
+  const dyt::status short_ws = gpu.backward(x, d.dy.cview(), out, grads, nullptr, grad_mode::overwrite, {},
+                                            {d.dy.data(), 16});
+  CHECK(short_ws.code() == dyt::errc::bad_workspace);
+
+  // Nothing was launched: the output still holds its canaries.
+  guarded<float> after(rows, cols);
+  dy_.download(after);
+  for (index_t c = 0; c < cols; ++c) CHECK(std::isnan(after.get(0, c)));
+  CHECK(after.same_bits_as(y));
+}
+
+// ---- Device functors ------------------------------------------------------------------------
+namespace {
+template <class T>
+__global__ void functor_kernel(const T* x, T* y_warp, T* y_block, T* y_dyt, const T* gamma, const T* beta,
+                               index_t rows, index_t cols, float alpha) {
+  using block = dyt::device::block_row<128>;
+  __shared__ typename block::TempStorage block_storage;
+  __shared__ dyt::device::warp_row::TempStorage warp_storage[4];
+  const int warp = threadIdx.x / 32;
+  dyt::device::warp_row w(warp_storage[warp]);
+  for (index_t r = warp; r < rows; r += 4)
+    w.layer_norm_forward(x + r * cols, y_warp + r * cols, gamma, beta, cols, 1e-5f);
+  block b(block_storage);
+  for (index_t r = 0; r < rows; ++r) b.rms_norm_forward(x + r * cols, y_block + r * cols, gamma, cols, 1e-6f);
+  const dyt::device::dyt_functor<T> f(alpha, gamma, beta);
+  for (index_t i = threadIdx.x; i < rows * cols; i += blockDim.x)
+    y_dyt[i] = dyt::scalar_traits<T>::store(f(float(dyt::scalar_traits<T>::load(x[i])), i % cols));
+}
+}  // namespace
+
+TEST_CASE_TEMPLATE("Device functors: warp LayerNorm, block RMSNorm and the DyT element functor", T, float, bf16) {
+  for (index_t cols : {5, 768, 1030}) {
+    const index_t rows = 6;
+    rng g(seed_for("cuda functors", cols));
+    problem<T> p(layer_kind::layer_norm, rows, cols, dense_aligned, g);
+    device_problem<T> d(p);
+    guarded<T> yw(rows, cols), yb(rows, cols), yd(rows, cols);
+    mirror<T> dw(yw), db(yb), dd(yd);
+    functor_kernel<T><<<1, 128>>>(d.x.data(), dw.data(), db.data(), dd.data(), d.gamma.data(), d.beta.data(), rows,
+                                  cols, float(p.alphad));
+    CUDA_REQUIRE(cudaGetLastError());
+    dw.download(yw);
+    db.download(yb);
+    dd.download(yd);
+    INFO(tname<T>() << " cols " << cols);
+    check_cuda<T>("warp_row layer_norm_forward", yw, fwd::layer_norm_truth(p, fwd::kLnVariants[0]).y);
+    check_cuda<T>("block_row rms_norm_forward", yb, fwd::rms_norm_truth(p, fwd::kRmsVariants[0]).y);
+    // dyt_functor: p.x drawn for LayerNorm is within the DyT bounds' assumptions too (any x).
+    check_cuda<T>("dyt_functor", yd, fwd::dyt_truth(p, fwd::kDytVariants[0], policy_ulps<dyt::default_tanh_t<T>>).y);
+  }
+}
+
+// ---- More than 2^31 elements ----------------------------------------------------------------
+namespace {
+__host__ __device__ inline float hash_value(index_t i) {
+  std::uint64_t z = std::uint64_t(i) * 0x9e3779b97f4a7c15u;
+  z = (z ^ (z >> 31)) * 0xbf58476d1ce4e5b9u;
+  z ^= z >> 29;
+  return float(z >> 40) * (4.0f / 16777216.0f) - 2.0f;  // [-2, 2)
+}
+__global__ void fill_hash(bf16* p, index_t n) {
+  for (index_t i = index_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += index_t(gridDim.x) * blockDim.x)
+    p[i] = __float2bfloat16_rn(hash_value(i));
+}
+}  // namespace
+
+TEST_CASE("More than 2^31 elements (bf16, 64-bit indexing): DyT and LayerNorm forward in place") {
+  if (quick()) return;
+  const index_t cols = 1024, rows = (index_t(1) << 21) + 3;  // 2^31 + 3072 elements
+  const index_t n = rows * cols;
+  REQUIRE(n > (index_t(1) << 31));
+  bf16* x = nullptr;
+  const cudaError_t e = cudaMalloc(&x, std::size_t(n) * 2);
+  if (e == cudaErrorMemoryAllocation) {
+    MESSAGE("skipped: the device cannot hold 4.3 GB");
+    cudaGetLastError();
+    return;
+  }
+  CUDA_REQUIRE(e);
+  const std::vector<index_t> check_rows = {0, (index_t(1) << 20) + 7, (index_t(1) << 21) - 1, rows - 1};
+  auto host_row = [&](index_t r) {
+    std::vector<double> v(static_cast<std::size_t>(cols));
+    for (index_t c = 0; c < cols; ++c) v[std::size_t(c)] = double(float(__float2bfloat16_rn(hash_value(r * cols + c))));
+    return v;
+  };
+  auto fetch = [&](index_t r) {
+    std::vector<bf16> h(static_cast<std::size_t>(cols));
+    CUDA_REQUIRE(cudaMemcpy(h.data(), x + r * cols, std::size_t(cols) * 2, cudaMemcpyDeviceToHost));
+    return h;
+  };
+  for (int layer = 0; layer < 2; ++layer) {
+    fill_hash<<<4096, 256>>>(x, n);
+    CUDA_REQUIRE(cudaGetLastError());
+    const dyt::rows_view<bf16> v(x, rows, cols);
+    if (layer == 0) {
+      bf16* alpha = nullptr;
+      CUDA_REQUIRE(cudaMalloc(&alpha, 2));
+      const bf16 a = __float2bfloat16_rn(0.75f);
+      CUDA_REQUIRE(cudaMemcpy(alpha, &a, 2, cudaMemcpyHostToDevice));
+      REQUIRE(dyt::DyT<bf16, dyt::cuda>(alpha, nullptr, nullptr, cols).forward(v, v, nullptr).ok());
+      CUDA_REQUIRE(cudaDeviceSynchronize());
+      cudaFree(alpha);
+    } else {
+      REQUIRE(dyt::LayerNorm<bf16, dyt::cuda>(nullptr, nullptr, cols).forward(v, v, nullptr).ok());
+      CUDA_REQUIRE(cudaDeviceSynchronize());
+    }
+    for (index_t r : check_rows) {
+      const std::vector<double> in = host_row(r);
+      std::vector<double> ref(static_cast<std::size_t>(cols));
+      double alpha = 0.75;
+      if (layer == 0)
+        REQUIRE(dyt::DyT<double, dyt::reference>(&alpha, nullptr, nullptr, cols)
+                    .forward({in.data(), 1, cols}, {ref.data(), 1, cols})
+                    .ok());
+      else
+        REQUIRE(dyt::LayerNorm<double, dyt::reference>(nullptr, nullptr, cols)
+                    .forward({in.data(), 1, cols}, {ref.data(), 1, cols})
+                    .ok());
+      const std::vector<bf16> got = fetch(r);
+      // A bf16 half-ulp of the result plus the float computation, which is far
+      // smaller (tanh.approx: 2^-11 relative; LayerNorm: (n + 9) 2^-24 relative
+      // to |xh| + m1 <= 6, under 2e-3 at n = 1024): 2^-8 relative plus 2e-3 absolute.
+      int bad = 0;
+      for (index_t c = 0; c < cols; ++c) {
+        const double gv = double(float(got[std::size_t(c)])), rv = ref[std::size_t(c)];
+        if (!(std::fabs(gv - rv) <= std::fabs(rv) * 0x1p-8 + 2e-3)) ++bad;
+      }
+      CHECK_MESSAGE(bad == 0, (layer ? "LayerNorm" : "DyT") << " row " << r << ": " << bad << " elements off");
+    }
+  }
+  cudaFree(x);
+}
