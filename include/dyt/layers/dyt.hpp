@@ -108,23 +108,17 @@ class DyT : public detail::layer_base<DyT<T, Backend, Tanh>, T, Backend> {
     *scalar_out = g.dalpha;
   }
 
-  const T* gamma_param() const { return gamma_; }
-  const T* beta_param() const { return beta_; }
-
-  template <class P>
-  auto row_forward(rows_view<const T> x, rows_view<T> y, row_stats<C>, const P* gamma, const P* beta) const {
+  auto row_forward(rows_view<const T> x, rows_view<T> y, row_stats<C>) const {
     return [=, alpha = load_alpha()](const auto& eng, index_t r) {
-      math::forward_row(eng, alpha, x.row(r), y.row(r), gamma, beta);
+      math::forward_row(eng, alpha, x.row(r), y.row(r), gamma_, beta_);
     };
   }
 
-  template <class P>
-  auto row_backward(rows_view<const T> x, rows_view<const T> dy, rows_view<T> dx, row_stats<const C>, const P* gamma,
-                    const P*) const {
+  auto row_backward(rows_view<const T> x, rows_view<const T> dy, rows_view<T> dx, row_stats<const C>) const {
     return [=, alpha = load_alpha()](const auto& eng, index_t r, C* const* col_acc, C* scalar_acc) {
       C* dgamma_acc = gamma_ ? col_acc[0] : nullptr;
       C* dbeta_acc = beta_ ? col_acc[gamma_ ? 1 : 0] : nullptr;
-      const C row_dalpha = math::backward_row(eng, alpha, x.row(r), dy.row(r), dx.row(r), gamma, dgamma_acc, dbeta_acc);
+      const C row_dalpha = math::backward_row(eng, alpha, x.row(r), dy.row(r), dx.row(r), gamma_, dgamma_acc, dbeta_acc);
       if (scalar_acc) *scalar_acc += row_dalpha;
     };
   }

@@ -11,10 +11,8 @@
 //   grad_layout layout() const;                 which gradient sums it keeps
 //   void check_grads(arg_check&, region_list&, const gradients&) const;
 //   void grad_outputs(const gradients&, T** col_out, T** scalar_out) const;
-//   const T* gamma_param() const; const T* beta_param() const;   null where it has none
-//   auto row_forward(x, y, row_stats<C> save, gamma, beta) const;            -> f(eng, r)
-//   auto row_backward(x, dy, dx, row_stats<const C> saved, gamma, beta) const; -> f(eng, r, col_acc, scalar_acc)
-// where gamma and beta are the parameters as the rows read them (see with_params).
+//   auto row_forward(x, y, row_stats<C> save) const;             -> f(eng, r)
+//   auto row_backward(x, dy, dx, row_stats<const C> saved) const;  -> f(eng, r, col_acc, scalar_acc)
 #pragma once
 
 #include <memory>
@@ -69,9 +67,8 @@ class layer_base {
     regions.array("mean", save.mean, x.rows, true).array("rstd", save.rstd, x.rows, true);
     self().add_params(regions);
     if (!check.no_overlap(regions).ok()) return check.result();
-    return with_params(fn, x.rows, [&](const auto* gamma, const auto* beta) {
-      run<>::rows(x.rows, cols_, self().row_forward(x, y, save, gamma, beta));
-    });
+    run<>::rows(x.rows, cols_, self().row_forward(x, y, save));
+    return status();
   }
 
   // The whole-tensor backward: the default plan through the same chunk and
@@ -92,11 +89,7 @@ class layer_base {
     if (count && !workspace)
       return status::error(errc::out_of_memory, "%s: cannot allocate the %zu-byte gradient workspace", fn,
                            count * sizeof(C));
-    const status done = with_params(fn, x.rows, [&](const auto* gamma, const auto* beta) {
-      run<>::chunks(plan, 0, plan.chunks, self().layout(), workspace.get(),
-                    self().row_backward(x, dy, dx, saved, gamma, beta));
-    });
-    if (!done.ok()) return done;
+    run<>::chunks(plan, 0, plan.chunks, self().layout(), workspace.get(), self().row_backward(x, dy, dx, saved));
     if (count) reduce(plan, workspace.get(), grads, mode);
     return status();
   }
@@ -111,11 +104,8 @@ class layer_base {
     check_backward(check, regions, x, dy, dx, saved);
     regions.array("workspace", static_cast<unsigned char*>(workspace), index_t(workspace_size), true);
     if (!check.ok() || !check.no_overlap(regions).ok()) return check.result();
-    const index_t rows = plan.chunk_begin(last) - plan.chunk_begin(first);
-    return with_params(fn, rows, [&](const auto* gamma, const auto* beta) {
-      run<>::chunks(plan, first, last, self().layout(), static_cast<C*>(workspace),
-                    self().row_backward(x, dy, dx, saved, gamma, beta));
-    });
+    run<>::chunks(plan, first, last, self().layout(), static_cast<C*>(workspace), self().row_backward(x, dy, dx, saved));
+    return status();
   }
 
   template <class Gradients>
@@ -134,50 +124,6 @@ class layer_base {
   }
 
  private:
-  // Calls body(gamma, beta) with the layer's parameters as its rows read them.
-  // For 16-bit T and at least widen_min_rows rows, they are widened to C once
-  // per call (with the row engine's own vector conversion), so no row widens
-  // the same values again: measured 5 to 12% faster on bf16 rows in cache
-  // (bench/RESULTS.md). A call on fewer rows (decode: one token) reads them as
-  // they are, since widening costs about as much as one row's own conversions.
-  // Up to widen_stack_bytes on the stack, on the heap beyond (rows that long
-  // amortize the allocation).
-  static constexpr std::size_t widen_stack_bytes = 32768;
-  static constexpr index_t widen_min_rows = 4;
-
-  template <class Body>
-  status with_params(const char* fn, index_t rows, Body&& body) const {
-    const T* gamma = self().gamma_param();
-    const T* beta = self().beta_param();
-    if constexpr (is_16bit_v<T>) {
-      if (rows >= widen_min_rows) {
-        const std::size_t count = std::size_t(gamma ? cols_ : 0) + std::size_t(beta ? cols_ : 0);
-        alignas(64) C on_stack[widen_stack_bytes / sizeof(C)];
-        std::unique_ptr<C[]> on_heap;
-        C* widened = on_stack;
-        if (count > widen_stack_bytes / sizeof(C)) {
-          on_heap.reset(new (std::nothrow) C[count]);
-          if (!on_heap)
-            return status::error(errc::out_of_memory, "%s: cannot allocate the %zu bytes that widen the parameters",
-                                 fn, count * sizeof(C));
-          widened = on_heap.get();
-        }
-        const C* wide_gamma = gamma ? widen(gamma, widened) : nullptr;
-        const C* wide_beta = beta ? widen(beta, widened + (gamma ? cols_ : 0)) : nullptr;
-        body(wide_gamma, wide_beta);
-        return status();
-      }
-    }
-    body(gamma, beta);
-    return status();
-  }
-
-  const C* widen(const T* from, C* to) const {
-    const typename run<>::engine eng{cols_};
-    eng.for_each([&](const auto& at) { at.store(to, at.load(from)); });
-    return to;
-  }
-
   template <class Gradients>
   void reduce(const backward_plan& plan, const C* workspace, const Gradients& grads, grad_mode mode) const {
     T* col_out[2] = {nullptr, nullptr};

@@ -90,20 +90,14 @@ class LayerNorm : public detail::layer_base<LayerNorm<T, Backend>, T, Backend> {
     if (beta_) col_out[n++] = g.dbeta;
   }
 
-  const T* gamma_param() const { return gamma_; }
-  const T* beta_param() const { return beta_; }
-
-  template <class P>
-  auto row_forward(rows_view<const T> x, rows_view<T> y, stats save, const P* gamma, const P* beta) const {
+  auto row_forward(rows_view<const T> x, rows_view<T> y, stats save) const {
     return [=, eps = C(eps_)](const auto& eng, index_t r) {
-      math::forward_row(eng, x.row(r), y.row(r), gamma, beta, eps, save.mean ? save.mean + r : nullptr,
+      math::forward_row(eng, x.row(r), y.row(r), gamma_, beta_, eps, save.mean ? save.mean + r : nullptr,
                         save.rstd ? save.rstd + r : nullptr);
     };
   }
 
-  template <class P>
-  auto row_backward(rows_view<const T> x, rows_view<const T> dy, rows_view<T> dx, saved_stats saved, const P* gamma,
-                    const P*) const {
+  auto row_backward(rows_view<const T> x, rows_view<const T> dy, rows_view<T> dx, saved_stats saved) const {
     return [=, eps = C(eps_)](const auto& eng, index_t r, C* const* col_acc, C*) {
       C mean, rstd;
       if (saved.rstd) {
@@ -114,7 +108,7 @@ class LayerNorm : public detail::layer_base<LayerNorm<T, Backend>, T, Backend> {
       }
       C* dgamma_acc = gamma_ ? col_acc[0] : nullptr;
       C* dbeta_acc = beta_ ? col_acc[gamma_ ? 1 : 0] : nullptr;
-      math::backward_row(eng, x.row(r), dy.row(r), dx.row(r), gamma, mean, rstd, dgamma_acc, dbeta_acc);
+      math::backward_row(eng, x.row(r), dy.row(r), dx.row(r), gamma_, mean, rstd, dgamma_acc, dbeta_acc);
     };
   }
 

@@ -84,22 +84,16 @@ class RMSNorm : public detail::layer_base<RMSNorm<T, Backend>, T, Backend> {
     if (gamma_) col_out[0] = g.dgamma;
   }
 
-  const T* gamma_param() const { return gamma_; }
-  const T* beta_param() const { return nullptr; }
-
-  template <class P>
-  auto row_forward(rows_view<const T> x, rows_view<T> y, stats save, const P* gamma, const P*) const {
+  auto row_forward(rows_view<const T> x, rows_view<T> y, stats save) const {
     return [=, eps = C(eps_)](const auto& eng, index_t r) {
-      math::forward_row(eng, x.row(r), y.row(r), gamma, form_, eps, save.rstd ? save.rstd + r : nullptr);
+      math::forward_row(eng, x.row(r), y.row(r), gamma_, form_, eps, save.rstd ? save.rstd + r : nullptr);
     };
   }
 
-  template <class P>
-  auto row_backward(rows_view<const T> x, rows_view<const T> dy, rows_view<T> dx, saved_stats saved, const P* gamma,
-                    const P*) const {
+  auto row_backward(rows_view<const T> x, rows_view<const T> dy, rows_view<T> dx, saved_stats saved) const {
     return [=, eps = C(eps_)](const auto& eng, index_t r, C* const* col_acc, C*) {
       const C rstd = saved.rstd ? saved.rstd[r] : math::rstd(eng, x.row(r), eps);
-      math::backward_row(eng, x.row(r), dy.row(r), dx.row(r), gamma, form_, rstd, gamma_ ? col_acc[0] : nullptr);
+      math::backward_row(eng, x.row(r), dy.row(r), dx.row(r), gamma_, form_, rstd, gamma_ ? col_acc[0] : nullptr);
     };
   }
 
