@@ -71,7 +71,7 @@ struct lanes<xsimd::batch<T, A>> {
   // instead of four. Called through the intrinsics: xsimd::max swapped its
   // operands between 8.1 and 14. Elsewhere two compares and two selects.
   DYT_INLINE static V clamp(const V& x, T lo, T hi) {
-    constexpr bool f32 = std::is_same<T, float>::value, f64 = std::is_same<T, double>::value;
+    [[maybe_unused]] constexpr bool f32 = std::is_same<T, float>::value, f64 = std::is_same<T, double>::value;
 #if XSIMD_WITH_AVX512F
     if constexpr (std::is_base_of<xsimd::avx512f, A>::value && f32)
       return _mm512_min_ps(_mm512_set1_ps(hi), _mm512_max_ps(_mm512_set1_ps(lo), x));
