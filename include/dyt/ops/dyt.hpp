@@ -24,7 +24,8 @@ struct dyt_math {
     return Tanh::apply(V(x * alpha));
   }
 
-  // gamma and beta (P: T itself, or T widened to the compute type) may be null.
+  // gamma and beta may be null. Their type P is deduced apart from T (the math only loads
+  // them); every caller passes T today.
   template <class Engine, class T, class P, class C>
   DYT_HOST_DEVICE static void forward_row(const Engine& eng, C alpha, const T* x, T* y, const P* gamma,
                                           const P* beta) {
