@@ -8,6 +8,7 @@
 // CUDA users include dyt/cuda/... separately; Eigen users dyt/eigen.hpp.
 #pragma once
 
+#include "alpha0.hpp"
 #include "backend.hpp"
 #include "backward_plan.hpp"
 #include "config.hpp"
