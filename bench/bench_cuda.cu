@@ -6,7 +6,8 @@
 // read x + read dy + write dx; parameters, statistics and gradients, all of size
 // N or M, are not counted), and an empty kernel's launch for the decode shapes.
 //
-// Timing: CUDA events around each launch (UseManualTime), after a warm-up;
+// Timing: CUDA events around batches of 10 launches queued back to back
+// (UseManualTime; an iteration is one launch), after a warm-up;
 // --benchmark_repetitions with the median reported (bench/gpu_table.py reads the
 // JSON). Inputs are random (never zeros). Where one set of buffers fits in L2
 // several times over, launches rotate through enough sets to cover 3x the L2.
@@ -74,7 +75,12 @@ index_t rotation(std::size_t set_bytes) {
   return sets < 1 ? 1 : (sets > 4096 ? 4096 : sets);
 }
 
-// Times fn(i) for the i-th launch with events; one launch per iteration.
+// Times fn(i) for the i-th launch with events around a batch of kLaunches
+// launches queued back to back, as a model's stream runs them; an iteration's
+// time is the batch's over kLaunches. (Events around a single launch would
+// also count the host's submission of it, about 5 us, to an idle device.)
+constexpr int kLaunches = 10;
+
 template <class F>
 void timed_loop(benchmark::State& state, index_t sets, F&& fn) {
   cudaEvent_t start, stop;
@@ -85,12 +91,12 @@ void timed_loop(benchmark::State& state, index_t sets, F&& fn) {
   check(cudaDeviceSynchronize(), "warm-up");
   for (auto _ : state) {
     check(cudaEventRecord(start), "record");
-    fn(i++ % sets);
+    for (int l = 0; l < kLaunches; ++l) fn(i++ % sets);
     check(cudaEventRecord(stop), "record");
     check(cudaEventSynchronize(stop), "sync");
     float ms = 0;
     check(cudaEventElapsedTime(&ms, start, stop), "elapsed");
-    state.SetIterationTime(double(ms) * 1e-3);
+    state.SetIterationTime(double(ms) * 1e-3 / kLaunches);
   }
   check(cudaGetLastError(), "launch");
   cudaEventDestroy(start);
