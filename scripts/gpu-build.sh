@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Builds the CUDA test and benchmark HERE (no GPU needed) for the GPU machine,
+# Builds the CUDA test, benchmark and example HERE (no GPU needed) for the GPU machine,
 # then prints the one command to run there (scripts/gpu-run.sh).
 #   scripts/gpu-build.sh [EXTRA_CMAKE_ARGS...]
 #   DYT_GPU_BUILD_DIR  build folder (default <repo>/build-cuda, git-ignored)
 #   DYT_CUDA_ARCH      CMAKE_CUDA_ARCHITECTURES (default 90: H100/H200)
 #   DYT_JOBS           parallel jobs (default 1)
-# Release, no debug info, sm_90 only, only the two CUDA targets; the binaries
+# Release, no debug info, sm_90 only, only the three CUDA targets; the binaries
 # are stripped and Debian's libbenchmark.so.1debian is copied next to them, so
 # build-cuda/bin/cuda and build-cuda/lib are all the device machine needs.
 set -euo pipefail
@@ -25,14 +25,15 @@ run cmake -S "$DYT_ROOT" -B "$build_dir" \
   -DDYT_ENABLE_CUDA=ON \
   -DDYT_BUILD_TESTS=ON \
   -DDYT_BUILD_BENCHMARKS=ON \
-  -DDYT_BUILD_EXAMPLES=OFF \
+  -DDYT_BUILD_EXAMPLES=ON \
   "$@"
 
 say "build the CUDA targets"
-run cmake --build "$build_dir" --parallel "$DYT_JOBS" --target dyt_test_cuda dyt_bench_cuda
+run cmake --build "$build_dir" --parallel "$DYT_JOBS" --target dyt_test_cuda dyt_bench_cuda \
+  dyt_example_paper_efficiency_cuda
 
 bin="$build_dir/bin/cuda"
-run strip "$bin/dyt_test_cuda" "$bin/bench_cuda"
+run strip "$bin/dyt_test_cuda" "$bin/bench_cuda" "$bin/paper_efficiency"
 mkdir -p "$build_dir/lib"
 lib=/usr/lib/x86_64-linux-gnu/libbenchmark.so.1debian
 if [[ -f "$lib" ]]; then
@@ -47,4 +48,4 @@ rel_lib="${build_dir#"$DYT_ROOT"/}/lib"
 say "device command (run from the repository root on the GPU machine)"
 echo "  command: scripts/gpu-run.sh all"
 echo "  carry:   [\"$rel_bin\", \"$rel_lib\"]"
-echo "  (stages: tests sanitize bench peers table, or all; logs go to \$OUT)"
+echo "  (stages: tests sanitize bench peers table examples, or all; logs go to \$OUT)"

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Runs ON the GPU machine, from the repository root, after scripts/gpu-build.sh
 # built build-cuda/ here and the build travelled along:
-#   scripts/gpu-run.sh [all | STAGE...]     STAGE: tests sanitize bench peers table
+#   scripts/gpu-run.sh [all | STAGE...]     STAGE: tests sanitize bench peers table examples
 # Logs and results go to $OUT (default build-cuda/out), at most 8 files:
-#   gpu.txt tests.log sanitizers.log bench.json bench.log peers.json table.md
+#   gpu.txt tests.log sanitizers.log bench.json bench.log peers.json table.md examples.log
 #   DYT_GPU_BUILD_DIR   the build folder (default build-cuda)
 #   DYT_BENCH_FILTER    --benchmark_filter for bench_cuda (default: all)
 #   DYT_BENCH_REPS      repetitions, median reported (default 5)
@@ -17,7 +17,7 @@ export LD_LIBRARY_PATH="$PWD/$build/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export PYTHONUNBUFFERED=1
 
 stages=("$@")
-if ((${#stages[@]} == 0)) || [[ "${stages[0]}" == all ]]; then stages=(tests sanitize bench peers table); fi
+if ((${#stages[@]} == 0)) || [[ "${stages[0]}" == all ]]; then stages=(tests sanitize bench peers table examples); fi
 status=0
 note() { printf '\n==> %s (%s)\n' "$*" "$(date -u +%H:%M:%S)"; }
 
@@ -63,6 +63,10 @@ for stage in "${stages[@]}"; do
     table)
       note "table"
       python3 bench/gpu_table.py "$OUT/bench.json" "$OUT/peers.json" --gpu "$OUT/gpu.txt" | tee "$OUT/table.md" || status=1
+      ;;
+    examples)
+      note "examples: paper_efficiency (the paper's Table 7 on this GPU)"
+      "$bin/paper_efficiency" 2>&1 | tee "$OUT/examples.log" || status=1
       ;;
     *) echo "gpu-run.sh: unknown stage '$stage'" >&2; status=2 ;;
   esac
