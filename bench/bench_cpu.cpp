@@ -2,7 +2,9 @@
 // to std::memcpy of the same bytes (the roofline) and the peers of peers.hpp,
 // all measured in the same run. dyt runs on one thread, and on two driven
 // through the row-range API (forward on subrows, backward through the chunk
-// API and reduce_gradients) the way a caller's own thread pool would.
+// API and reduce_gradients) the way a caller's own thread pool would. The
+// fused residual add (forward_residual, backward_residual) runs beside the
+// unfused pair it replaces.
 // bench/table.py runs this binary and prints the comparison table.
 #include "common.hpp"
 #include "peers.hpp"
@@ -111,6 +113,61 @@ void bm_backward_threads(benchmark::State& state) {
   report(state, t.elements(), sizeof(T), 3);
 }
 
+// ---- The fused residual add (issue 6) against the unfused pair ----------------
+// The unfused pair's add runs the library's own row engine (the same vector
+// conversions forward_residual's first sweep uses), so the comparison measures
+// fusion, not a slower add. Bytes counted are what must move: forward x and
+// the residual read, the new residual and y written (4 tensors); backward h,
+// dy and dh read, dx written (4 tensors).
+template <class T>
+void add_into(dyt::rows_view<const T> x, dyt::rows_view<T> acc) {
+  using C = dyt::compute_t<T>;
+  const dyt::cpu_detail::row_engine<C, dyt::backend_traits<dyt::cpu, T>::vectorized> eng{x.cols};
+  for (index_t r = 0; r < x.rows; ++r) {
+    const T* x_row = x.row(r);
+    T* acc_row = acc.row(r);
+    eng.for_each([&](const auto& at) {
+      auto h = at.load(x_row) + at.load(acc_row);
+      at.store(acc_row, decltype(h)(h));
+    });
+  }
+}
+
+template <class Layer, class T, bool Fused>
+void bm_residual_forward(benchmark::State& state) {
+  tensors<T>& t = shared_tensors<T>(state);
+  const auto layer = Layer::make(t);
+  std::vector<T> residual = t.dy;  // its own copy: it is written every iteration
+  const auto res = dyt::make_view(residual.data(), t.rows, t.cols);
+  for (auto _ : state) {
+    if (Fused) {
+      dyt::check(layer.forward_residual(t.in(t.x), res, t.out(t.y)));
+    } else {
+      add_into<T>(t.in(t.x), res);
+      dyt::check(layer.forward(res, t.out(t.y)));
+    }
+    benchmark::ClobberMemory();
+  }
+  report(state, t.elements(), sizeof(T), 4);
+}
+
+template <class Layer, class T, bool Fused>
+void bm_residual_backward(benchmark::State& state) {
+  tensors<T>& t = shared_tensors<T>(state);
+  const auto layer = Layer::make(t);
+  const auto grads = Layer::grads(t);
+  for (auto _ : state) {  // h = x, dh = y
+    if (Fused) {
+      dyt::check(layer.backward_residual(t.in(t.x), t.in(t.dy), t.in(t.y), t.out(t.dx), grads));
+    } else {
+      dyt::check(layer.backward(t.in(t.x), t.in(t.dy), t.out(t.dx), grads));
+      add_into<T>(t.in(t.y), t.out(t.dx));
+    }
+    benchmark::ClobberMemory();
+  }
+  report(state, t.elements(), sizeof(T), 4);
+}
+
 template <template <class> class Layer, class T>
 void register_layer() {
   using L = Layer<T>;
@@ -120,6 +177,10 @@ void register_layer() {
   add(name + "_backward", type, "dyt", bm_backward<L, T>);
   add(name + "_forward", type, "dyt_2threads", bm_forward_threads<L, T>);
   add(name + "_backward", type, "dyt_2threads", bm_backward_threads<L, T>);
+  add(name + "_residual_forward", type, "dyt", bm_residual_forward<L, T, true>);
+  add(name + "_residual_forward", type, "unfused", bm_residual_forward<L, T, false>);
+  add(name + "_residual_backward", type, "dyt", bm_residual_backward<L, T, true>);
+  add(name + "_residual_backward", type, "unfused", bm_residual_backward<L, T, false>);
 }
 
 template <class T>

@@ -109,6 +109,8 @@ def main(argv):
             continue
         memcpy = rates.get(("memcpy", typ, rows, cols), {}).get("std")
         forward = op.endswith("forward")
+        if "_residual_" in op:
+            continue  # issue 6's, below
         if (rows, cols) in DRAM and memcpy:
             target("x memcpy at DRAM size", key, 0.85 if forward else 0.7, ours / memcpy)
             if forward and typ == "bf16":
@@ -122,6 +124,20 @@ def main(argv):
             ln = rates.get(("layer_norm_forward", typ, rows, cols), {}).get("onednn")
             if ln:
                 target("x oneDNN LayerNorm", key, 1.3, ours / ln)
+
+    # Issue 6: the fused residual add against the unfused pair (add, then the
+    # layer), and against memcpy for the bytes it must move (4 tensors).
+    print("\n| fused residual | type | M x N | fused GB/s | unfused GB/s | fused / unfused | fused x memcpy |")
+    print("|---|---|---|---|---|---|---|")
+    residual_order = ["{0}_residual_{1}".format(*op.rsplit("_", 1)) for op in order]
+    residual_keys = sorted((k for k in rates if k[0] in residual_order),
+                           key=lambda k: (residual_order.index(k[0]), ["f32", "bf16", "f16"].index(k[1]), k[2] * k[3]))
+    for key in residual_keys:
+        op, typ, rows, cols = key
+        r = rates[key]
+        memcpy = rates.get(("memcpy", typ, rows, cols), {}).get("std")
+        print(f"| {op} | {typ} | {rows}x{cols} | {gb(r.get('dyt'))} | {gb(r.get('unfused'))} "
+              f"| {ratio(r.get('dyt'), r.get('unfused'))} | {ratio(r.get('dyt'), memcpy)} |")
 
 
 if __name__ == "__main__":

@@ -81,7 +81,8 @@ TEST_CASE("eigen: every layer runs forward on a block and writes into another bl
   const dyt::LayerNorm<float> layer_norm(gamma.data(), beta.data(), 19);
   const dyt::RMSNorm<float> rms_norm(gamma.data(), 19);
   auto check_layer = [&](const auto& layer, const char* name) {
-    CAPTURE(name);
+    const std::string layer_name(name);
+    CAPTURE(layer_name);
     y.setConstant(123.0f);
     REQUIRE(dyt::eigen::forward(layer, x_block, y.block(0, 3, 7, 19)).ok());
     const std::vector<float> truth = forward_raw(layer, &x(0, 5), 7, 19, 33);

@@ -16,9 +16,13 @@ struct runner {
   using C = typename backend_traits<Backend, T>::compute_type;
   using engine = row_engine<C, backend_traits<Backend, T>::vectorized, Prefetch>;
 
-  // row_fn(eng, r) for every row r in [0, rows).
+  // row_fn(eng, r) for every row r in [0, rows). Out of line, like chunks():
+  // every caller of a layer's forward (a whole tensor, a thread's subrows, a
+  // call through dyt/eigen.hpp) runs the same machine code, so the same row
+  // gives the same bits whatever FMA contraction inlining into the caller
+  // would have chosen.
   template <class RowFn>
-  static void rows(index_t rows, index_t cols, RowFn&& row_fn) {
+  DYT_NOINLINE static void rows(index_t rows, index_t cols, const RowFn& row_fn) {
     const engine eng{cols};
     for (index_t r = 0; r < rows; ++r) row_fn(eng, r);
   }

@@ -109,7 +109,21 @@ struct lanes<xsimd::batch<T, A>> {
   }
 
   // xsimd's vector tanh: about 1.3 ulp in float (measured in tests/test_tanh.cpp).
-  DYT_INLINE static V tanh(const V& x) { return xsimd::tanh(x); }
+  // Double lanes: xsimd's exp converts every lane's exponent to int64 before
+  // it selects the overflow result, through a scalar cast that is undefined
+  // behaviour for NaN and for |x| beyond ~6e18 (found by fuzz/fuzz_dyt under
+  // UBSan; tests/test_fuzz_regressions.cpp). So tanh gets x clamped to +-20,
+  // where tanh(x) is already +-1 exactly, with NaN lanes replaced by 0 and put
+  // back after. Float lanes convert with native instructions and need neither.
+  DYT_INLINE static V tanh(const V& x) {
+    if constexpr (std::is_same<T, double>::value) {
+      const auto is_number = x == x;
+      const V t = xsimd::tanh(clamp(xsimd::select(is_number, x, V(T(0))), T(-20), T(20)));
+      return xsimd::select(is_number, t, x);
+    } else {
+      return xsimd::tanh(x);
+    }
+  }
 };
 
 }  // namespace dyt

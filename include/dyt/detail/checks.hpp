@@ -146,9 +146,15 @@ class arg_check {
     return *this;
   }
 
-  arg_check& eps(double value, const char* name = "eps") {
+  // `largest`: the compute type's largest value. eps is used in the compute
+  // type, and one above it would round to infinity there, making every rstd 0
+  // and y = beta: silently wrong (found by fuzz/, test_fuzz_regressions.cpp).
+  // The default, FLT_MAX, is right for every layer that computes in float.
+  arg_check& eps(double value, const char* name = "eps", double largest = 0x1.fffffep127) {
     if (ok() && !(std::isfinite(value) && value >= 0))
       fail(errc::bad_parameter, "%s (%g) must be finite and >= 0", name, value);
+    if (ok() && value > largest)
+      fail(errc::bad_parameter, "%s (%g) exceeds the compute type's largest value (%g)", name, value, largest);
     return *this;
   }
 

@@ -59,6 +59,24 @@ class DyT : public detail::layer_base<DyT<T, Backend, Tanh>, T, Backend> {
     return this->backward_impl("dyt::DyT::backward", x, dy, dx, grads, mode, {});
   }
 
+  // Fused residual add, as a pre-norm block's residual stream runs it:
+  // residual <- x + residual (in place; rounded to T, as an add kernel would
+  // store it), then y = DyT(residual), in one pass over memory (x and the
+  // residual read once, the new residual and y written once). y may be x; it
+  // must not overlap residual, which holds the block's next input.
+  status forward_residual(rows_view<const T> x, rows_view<T> residual, rows_view<T> y) const {
+    return this->forward_residual_impl("dyt::DyT::forward_residual", x, residual, y, {});
+  }
+
+  // Its backward. h: the residual forward_residual left (this layer's input);
+  // dy: the gradient of y; dh: the gradient reaching h through the residual
+  // stream. Writes dx = dh + the layer's dx (the gradient of both x and the
+  // old residual), rounded once; dx may be dh (in place), h or dy.
+  status backward_residual(rows_view<const T> h, rows_view<const T> dy, rows_view<const T> dh, rows_view<T> dx,
+                           const gradients& grads, grad_mode mode = grad_mode::overwrite) const {
+    return this->backward_residual_impl("dyt::DyT::backward_residual", h, dy, dh, dx, grads, mode, {});
+  }
+
   // Chunk API, for a caller's thread pool: a workspace of workspace_bytes(plan)
   // bytes; backward_chunks() over disjoint chunk ranges from any threads (each
   // writes dx for its rows and its chunks' partial sums); then, once all are
@@ -67,6 +85,14 @@ class DyT : public detail::layer_base<DyT<T, Backend, Tanh>, T, Backend> {
                          rows_view<const T> dy, rows_view<T> dx, void* workspace, std::size_t workspace_size) const {
     return this->chunks_impl("dyt::DyT::backward_chunks", plan, first_chunk, last_chunk, x, dy, dx, workspace,
                              workspace_size, {});
+  }
+
+  // backward_residual's chunks (reduce_gradients then as above).
+  status backward_chunks_residual(const backward_plan& plan, index_t first_chunk, index_t last_chunk,
+                                  rows_view<const T> h, rows_view<const T> dy, rows_view<const T> dh, rows_view<T> dx,
+                                  void* workspace, std::size_t workspace_size) const {
+    return this->chunks_residual_impl("dyt::DyT::backward_chunks_residual", plan, first_chunk, last_chunk, h, dy, dh,
+                                      dx, workspace, workspace_size, {});
   }
 
   status reduce_gradients(const backward_plan& plan, const void* workspace, std::size_t workspace_size,
@@ -114,7 +140,9 @@ class DyT : public detail::layer_base<DyT<T, Backend, Tanh>, T, Backend> {
     };
   }
 
-  auto row_backward(rows_view<const T> x, rows_view<const T> dy, rows_view<T> dx, row_stats<const C>) const {
+  // dx: a rows_view<T>, or detail::plus_rows<T> (fused residual backward).
+  template <class DX>
+  auto row_backward(rows_view<const T> x, rows_view<const T> dy, DX dx, row_stats<const C>) const {
     return [=, alpha = load_alpha()](const auto& eng, index_t r, C* const* col_acc, C* scalar_acc) {
       C* dgamma_acc = gamma_ ? col_acc[0] : nullptr;
       C* dbeta_acc = beta_ ? col_acc[gamma_ ? 1 : 0] : nullptr;

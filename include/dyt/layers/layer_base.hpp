@@ -13,6 +13,12 @@
 //   void grad_outputs(const gradients&, T** col_out, T** scalar_out) const;
 //   auto row_forward(x, y, row_stats<C> save) const;             -> f(eng, r)
 //   auto row_backward(x, dy, dx, row_stats<const C> saved) const;  -> f(eng, r, col_acc, scalar_acc)
+//        (dx: a rows_view<T>, or plus_rows<T> for the fused residual backward)
+//
+// The fused residual variants (forward_residual, backward_residual) are built
+// here from the same row functions: forward first adds x into the residual
+// row, then runs the layer on that row while it is in cache; backward writes
+// dh + dx through ops::plus. Memory sees each tensor once.
 #pragma once
 
 #include <memory>
@@ -22,11 +28,20 @@
 #include "../backward_plan.hpp"
 #include "../cpu/runner.hpp"
 #include "../detail/checks.hpp"
+#include "../ops/lanes.hpp"
 #include "../status.hpp"
 #include "../view.hpp"
 
 namespace dyt {
 namespace detail {
+
+// dx of the fused residual backward: row r receives addend.row(r) + dx.
+template <class T>
+struct plus_rows {
+  rows_view<const T> addend;
+  rows_view<T> out;
+  ops::plus<T> row(index_t r) const { return {addend.row(r), out.row(r)}; }
+};
 
 template <class Derived, class T, class Backend>
 class layer_base {
@@ -41,8 +56,16 @@ class layer_base {
   // per chunk, aligned to alignof(compute_type). 0 for a layer without parameters.
   std::size_t workspace_bytes(const backward_plan& plan) const {
     const grad_layout layout = self().layout();
-    if (layout.empty() || plan.chunks < 1) return 0;
-    return std::size_t(plan.chunks) * std::size_t(layout.template slot_stride<C>()) * sizeof(C);
+    // A layer of cols < 1 refuses every call; its slot size would be
+    // meaningless (negative for cols < 0, wrapping to ~2^64 bytes here).
+    if (layout.empty() || plan.chunks < 1 || cols_ < 1) return 0;
+    // A size beyond the address space is SIZE_MAX, which no buffer meets,
+    // rather than a signed overflow in the slot size (cols >= 2^62) or a
+    // product that wraps around (found by fuzz/; test_fuzz_regressions.cpp).
+    if (cols_ > (PTRDIFF_MAX - 64) / 2) return SIZE_MAX;
+    const std::size_t stride = std::size_t(layout.template slot_stride<C>());
+    if (stride > SIZE_MAX / sizeof(C) / std::size_t(plan.chunks)) return SIZE_MAX;
+    return std::size_t(plan.chunks) * stride * sizeof(C);
   }
 
  protected:
@@ -57,17 +80,33 @@ class layer_base {
 
   status forward_impl(const char* fn, rows_view<const T> x, rows_view<T> y, row_stats<C> save) const {
     arg_check check(fn);
-    check_layer(check);
-    check.view(x, "x").view(y, "y").cols_are(x, "x", cols_, "the layer's cols").same_shape(y, "y", x, "x");
-    if (check.ok() && Derived::stats_saved < 2 && save.mean)
-      check.fail(errc::bad_parameter, "a mean buffer is given, but %s computes no mean", Derived::name);
-    if (!check.ok()) return check.result();
     region_list regions;
-    regions.view("x", x, false).view("y", y, true);
-    regions.array("mean", save.mean, x.rows, true).array("rstd", save.rstd, x.rows, true);
-    self().add_params(regions);
-    if (!check.no_overlap(regions).ok()) return check.result();
+    check_forward(check, regions, x, y, save);
+    if (!check.ok() || !check.no_overlap(regions).ok()) return check.result();
     run<>::rows(x.rows, cols_, self().row_forward(x, y, save));
+    return status();
+  }
+
+  // residual <- x + residual (rounded to T, as an add kernel would store it),
+  // then the layer on that row while it is still in cache.
+  status forward_residual_impl(const char* fn, rows_view<const T> x, rows_view<T> residual, rows_view<T> y,
+                               row_stats<C> save) const {
+    arg_check check(fn);
+    region_list regions;
+    check_forward(check, regions, x, y, save);
+    check.view(residual, "residual").same_shape(residual, "residual", x, "x");
+    regions.view("residual", residual, true);
+    if (!check.ok() || !check.no_overlap(regions).ok()) return check.result();
+    const auto layer_row = self().row_forward(residual, y, save);
+    run<>::rows(x.rows, cols_, [&](const auto& eng, index_t r) {
+      const T* x_row = x.row(r);
+      T* h_row = residual.row(r);
+      eng.for_each([&](const auto& at) {
+        auto h = at.load(x_row) + at.load(h_row);
+        at.store(h_row, decltype(h)(h));
+      });
+      layer_row(eng, r);
+    });
     return status();
   }
 
@@ -82,16 +121,22 @@ class layer_base {
     check_backward(check, regions, x, dy, dx, saved);
     if (check.ok()) self().check_grads(check, regions, grads);
     if (!check.ok() || !check.no_overlap(regions).ok()) return check.result();
+    return backward_rows(fn, x, dy, dx, grads, mode, saved);
+  }
 
-    const backward_plan plan = make_backward_plan(x.rows);
-    const std::size_t count = workspace_bytes(plan) / sizeof(C);
-    std::unique_ptr<C[]> workspace(count ? new (std::nothrow) C[count] : nullptr);
-    if (count && !workspace)
-      return status::error(errc::out_of_memory, "%s: cannot allocate the %zu-byte gradient workspace", fn,
-                           count * sizeof(C));
-    run<>::chunks(plan, 0, plan.chunks, self().layout(), workspace.get(), self().row_backward(x, dy, dx, saved));
-    if (count) reduce(plan, workspace.get(), grads, mode);
-    return status();
+  // dx = dh + the layer's dx, for h = the residual forward_residual left.
+  template <class Gradients>
+  status backward_residual_impl(const char* fn, rows_view<const T> h, rows_view<const T> dy, rows_view<const T> dh,
+                                rows_view<T> dx, const Gradients& grads, grad_mode mode,
+                                row_stats<const C> saved) const {
+    arg_check check(fn);
+    region_list regions;
+    check_backward(check, regions, h, dy, dx, saved, "h");
+    check.view(dh, "dh").same_shape(dh, "dh", h, "h");
+    regions.view("dh", dh, false);
+    if (check.ok()) self().check_grads(check, regions, grads);
+    if (!check.ok() || !check.no_overlap(regions).ok()) return check.result();
+    return backward_rows(fn, h, dy, plus_rows<T>{dh, dx}, grads, mode, saved);
   }
 
   status chunks_impl(const char* fn, const backward_plan& plan, index_t first, index_t last, rows_view<const T> x,
@@ -99,12 +144,23 @@ class layer_base {
                      row_stats<const C> saved) const {
     arg_check check(fn);
     region_list regions;
-    check.plan(plan, x.rows).chunk_range(plan, first, last);
-    check.workspace(workspace, workspace_size, workspace_bytes(plan), alignof(C));
-    check_backward(check, regions, x, dy, dx, saved);
-    regions.array("workspace", static_cast<unsigned char*>(workspace), index_t(workspace_size), true);
+    check_chunks(check, regions, plan, first, last, x, dy, dx, workspace, workspace_size, saved, "x");
     if (!check.ok() || !check.no_overlap(regions).ok()) return check.result();
     run<>::chunks(plan, first, last, self().layout(), static_cast<C*>(workspace), self().row_backward(x, dy, dx, saved));
+    return status();
+  }
+
+  status chunks_residual_impl(const char* fn, const backward_plan& plan, index_t first, index_t last,
+                              rows_view<const T> h, rows_view<const T> dy, rows_view<const T> dh, rows_view<T> dx,
+                              void* workspace, std::size_t workspace_size, row_stats<const C> saved) const {
+    arg_check check(fn);
+    region_list regions;
+    check_chunks(check, regions, plan, first, last, h, dy, dx, workspace, workspace_size, saved, "h");
+    check.view(dh, "dh").same_shape(dh, "dh", h, "h");
+    regions.view("dh", dh, false);
+    if (!check.ok() || !check.no_overlap(regions).ok()) return check.result();
+    run<>::chunks(plan, first, last, self().layout(), static_cast<C*>(workspace),
+                  self().row_backward(h, dy, plus_rows<T>{dh, dx}, saved));
     return status();
   }
 
@@ -137,11 +193,51 @@ class layer_base {
     self().check_params(check);
   }
 
-  void check_backward(arg_check& check, region_list& regions, rows_view<const T> x, rows_view<const T> dy,
-                      rows_view<T> dx, row_stats<const C> saved) const {
+  void check_forward(arg_check& check, region_list& regions, rows_view<const T> x, rows_view<T> y,
+                     row_stats<C> save) const {
     check_layer(check);
-    check.view(x, "x").view(dy, "dy").view(dx, "dx").cols_are(x, "x", cols_, "the layer's cols");
-    check.same_shape(dy, "dy", x, "x").same_shape(dx, "dx", x, "x");
+    check.view(x, "x").view(y, "y").cols_are(x, "x", cols_, "the layer's cols").same_shape(y, "y", x, "x");
+    if (check.ok() && Derived::stats_saved < 2 && save.mean)
+      check.fail(errc::bad_parameter, "a mean buffer is given, but %s computes no mean", Derived::name);
+    if (!check.ok()) return;
+    regions.view("x", x, false).view("y", y, true);
+    regions.array("mean", save.mean, x.rows, true).array("rstd", save.rstd, x.rows, true);
+    self().add_params(regions);
+  }
+
+  // The whole-tensor backward, after the checks: the default plan through the
+  // same chunk and reduce code a thread pool runs (every partial sum, wanted
+  // or not), with a workspace allocated here, so both give bit-identical
+  // results. dx: a rows_view<T> or plus_rows<T>.
+  template <class Gradients, class DX>
+  status backward_rows(const char* fn, rows_view<const T> x, rows_view<const T> dy, DX dx, const Gradients& grads,
+                       grad_mode mode, row_stats<const C> saved) const {
+    const backward_plan plan = make_backward_plan(x.rows);
+    const std::size_t count = workspace_bytes(plan) / sizeof(C);
+    std::unique_ptr<C[]> workspace(count ? new (std::nothrow) C[count] : nullptr);
+    if (count && !workspace)
+      return status::error(errc::out_of_memory, "%s: cannot allocate the %zu-byte gradient workspace", fn,
+                           count * sizeof(C));
+    run<>::chunks(plan, 0, plan.chunks, self().layout(), workspace.get(), self().row_backward(x, dy, dx, saved));
+    if (count) reduce(plan, workspace.get(), grads, mode);
+    return status();
+  }
+
+  void check_chunks(arg_check& check, region_list& regions, const backward_plan& plan, index_t first, index_t last,
+                    rows_view<const T> x, rows_view<const T> dy, rows_view<T> dx, void* workspace,
+                    std::size_t workspace_size, row_stats<const C> saved, const char* x_name) const {
+    check.plan(plan, x.rows).chunk_range(plan, first, last);
+    check.workspace(workspace, workspace_size, workspace_bytes(plan), alignof(C));
+    check_backward(check, regions, x, dy, dx, saved, x_name);
+    regions.array("workspace", static_cast<unsigned char*>(workspace), index_t(workspace_size), true);
+  }
+
+  // x_name: what the layer's input is called in messages ("h" in the fused residual backward).
+  void check_backward(arg_check& check, region_list& regions, rows_view<const T> x, rows_view<const T> dy,
+                      rows_view<T> dx, row_stats<const C> saved, const char* x_name = "x") const {
+    check_layer(check);
+    check.view(x, x_name).view(dy, "dy").view(dx, "dx").cols_are(x, x_name, cols_, "the layer's cols");
+    check.same_shape(dy, "dy", x, x_name).same_shape(dx, "dx", x, x_name);
     if (check.ok()) {
       constexpr int saved_count = Derived::stats_saved;
       if (saved_count == 0 && (saved.mean || saved.rstd))
@@ -153,7 +249,7 @@ class layer_base {
                    saved.mean ? "rstd" : "mean", saved.mean ? "mean" : "rstd");
     }
     if (!check.ok()) return;
-    regions.view("x", x, false).view("dy", dy, false).view("dx", dx, true);
+    regions.view(x_name, x, false).view("dy", dy, false).view("dx", dx, true);
     regions.array("saved.mean", saved.mean, x.rows, false).array("saved.rstd", saved.rstd, x.rows, false);
     self().add_params(regions);
   }

@@ -57,6 +57,35 @@ class LayerNorm : public detail::layer_base<LayerNorm<T, Backend>, T, Backend> {
                              workspace_size, saved);
   }
 
+  // Fused residual add: residual <- x + residual (in place; rounded to T, as an
+  // add kernel would store it), then y = LayerNorm(residual), in one pass over memory
+  // (x and the residual read once, the new residual and y written once). y may
+  // be x; it must not overlap residual. With `save`, also each row's mean and rstd.
+  status forward_residual(rows_view<const T> x, rows_view<T> residual, rows_view<T> y) const {
+    return this->forward_residual_impl("dyt::LayerNorm::forward_residual", x, residual, y, {});
+  }
+  status forward_residual(rows_view<const T> x, rows_view<T> residual, rows_view<T> y, stats save) const {
+    return this->forward_residual_impl("dyt::LayerNorm::forward_residual", x, residual, y, save);
+  }
+
+  // Its backward. h: the residual forward_residual left (this layer's input);
+  // dy: the gradient of y; dh: the gradient reaching h through the residual
+  // stream. Writes dx = dh + the layer's dx (the gradient of both x and the old
+  // residual), rounded once; dx may be dh (in place), h or dy.
+  status backward_residual(rows_view<const T> h, rows_view<const T> dy, rows_view<const T> dh, rows_view<T> dx,
+                           const gradients& grads, grad_mode mode = grad_mode::overwrite,
+                           saved_stats saved = {}) const {
+    return this->backward_residual_impl("dyt::LayerNorm::backward_residual", h, dy, dh, dx, grads, mode, saved);
+  }
+
+  // backward_residual's chunks, for a caller's thread pool (then reduce_gradients).
+  status backward_chunks_residual(const backward_plan& plan, index_t first_chunk, index_t last_chunk,
+                                  rows_view<const T> h, rows_view<const T> dy, rows_view<const T> dh, rows_view<T> dx,
+                                  void* workspace, std::size_t workspace_size, saved_stats saved = {}) const {
+    return this->chunks_residual_impl("dyt::LayerNorm::backward_chunks_residual", plan, first_chunk, last_chunk, h, dy, dh,
+                                      dx, workspace, workspace_size, saved);
+  }
+
   status reduce_gradients(const backward_plan& plan, const void* workspace, std::size_t workspace_size,
                           const gradients& grads, grad_mode mode = grad_mode::overwrite) const {
     return this->reduce_impl("dyt::LayerNorm::reduce_gradients", plan, workspace, workspace_size, grads, mode);
@@ -71,7 +100,7 @@ class LayerNorm : public detail::layer_base<LayerNorm<T, Backend>, T, Backend> {
   // software prefetch measured slower (bench/RESULTS.md).
   static constexpr bool prefetch_rows = false;
 
-  void check_params(detail::arg_check& check) const { check.eps(eps_); }
+  void check_params(detail::arg_check& check) const { check.eps(eps_, "eps", double(ops::largest<C>())); }
 
   void add_params(detail::region_list& regions) const {
     regions.array("gamma", gamma_, this->cols(), false).array("beta", beta_, this->cols(), false);
@@ -92,23 +121,25 @@ class LayerNorm : public detail::layer_base<LayerNorm<T, Backend>, T, Backend> {
 
   auto row_forward(rows_view<const T> x, rows_view<T> y, stats save) const {
     return [=, eps = C(eps_)](const auto& eng, index_t r) {
-      math::forward_row(eng, x.row(r), y.row(r), gamma_, beta_, eps, save.mean ? save.mean + r : nullptr,
+      math::forward_row<true>(eng, x.row(r), y.row(r), gamma_, beta_, eps, save.mean ? save.mean + r : nullptr,
                         save.rstd ? save.rstd + r : nullptr);
     };
   }
 
-  auto row_backward(rows_view<const T> x, rows_view<const T> dy, rows_view<T> dx, saved_stats saved) const {
+  // dx: a rows_view<T>, or detail::plus_rows<T> (fused residual backward).
+  template <class DX>
+  auto row_backward(rows_view<const T> x, rows_view<const T> dy, DX dx, saved_stats saved) const {
     return [=, eps = C(eps_)](const auto& eng, index_t r, C* const* col_acc, C*) {
       C mean, rstd;
       if (saved.rstd) {
         mean = saved.mean[r];
         rstd = saved.rstd[r];
       } else {
-        math::moments(eng, x.row(r), eps, mean, rstd);
+        math::moments<true>(eng, x.row(r), eps, mean, rstd);
       }
       C* dgamma_acc = gamma_ ? col_acc[0] : nullptr;
       C* dbeta_acc = beta_ ? col_acc[gamma_ ? 1 : 0] : nullptr;
-      math::backward_row(eng, x.row(r), dy.row(r), dx.row(r), gamma_, mean, rstd, dgamma_acc, dbeta_acc);
+      math::backward_row<true>(eng, x.row(r), dy.row(r), dx.row(r), gamma_, mean, rstd, dgamma_acc, dbeta_acc);
     };
   }
 

@@ -34,9 +34,10 @@ struct dyt_math {
 
   // Writes dx, adds this row's dy * t to dgamma_acc and dy to dbeta_acc (either
   // may be null) and returns this row's share of dalpha, sum x * g.
-  // Each column is read before it is written, so dx may alias x or dy.
-  template <class Engine, class T, class P, class C>
-  DYT_HOST_DEVICE static C backward_row(const Engine& eng, C alpha, const T* x, const T* dy, T* dx, const P* gamma,
+  // Each column is read before it is written, so dx may alias x or dy. dx is
+  // a T* or an ops::plus<T> (see store_dx).
+  template <class Engine, class T, class DX, class P, class C>
+  DYT_HOST_DEVICE static C backward_row(const Engine& eng, C alpha, const T* x, const T* dy, DX dx, const P* gamma,
                                         C* dgamma_acc, C* dbeta_acc) {
     return eng.sum([&](const auto& at) {
       auto xv = at.load(x);
@@ -46,7 +47,7 @@ struct dyt_math {
       auto g = dy_gamma * ((at.splat(1) - t) * (at.splat(1) + t));
       if (dgamma_acc) at.store(dgamma_acc, at.load(dgamma_acc) + dyv * t);
       if (dbeta_acc) at.store(dbeta_acc, at.load(dbeta_acc) + dyv);
-      at.store(dx, g * alpha);
+      store_dx(at, dx, decltype(g)(g * alpha));
       return decltype(g)(xv * g);
     });
   }

@@ -54,6 +54,25 @@ struct sum_pair {
   V first;
   V second;
 };
+// Where a backward row writes dx. A plain T* receives dx itself; plus<T> receives
+// addend + dx, rounded once: the fused residual backward, where addend is the
+// gradient reaching the residual stream from later layers. At each column the
+// addend is read just before out is written, so out may be addend itself.
+template <class T>
+struct plus {
+  const T* addend;
+  T* out;
+};
+
+template <class At, class T, class V>
+DYT_HOST_DEVICE DYT_INLINE void store_dx(const At& at, T* dx, const V& v) {
+  at.store(dx, v);
+}
+template <class At, class T, class V>
+DYT_HOST_DEVICE DYT_INLINE void store_dx(const At& at, const plus<T>& dx, const V& v) {
+  at.store(dx.out, decltype(v)(at.load(dx.addend) + v));
+}
+
 }  // namespace ops
 
 }  // namespace dyt

@@ -1,0 +1,142 @@
+#!/usr/bin/env python3
+"""Writes the seed corpus of the fuzz harnesses: fuzz/corpus/<harness>/*.
+
+Each seed is one case in the byte layout decode() reads (fuzz/run_case.hpp):
+every storage type and pass, aliasing modes, parameter and gradient
+combinations, every injected argument error, and values at the edges (NaN,
+infinities, signed zeros, subnormals, the largest finite values, rows of 1e18,
+constant rows, eps = 0). Deterministic: rerunning rewrites the same files.
+
+    python3 fuzz/make_corpus.py            # into fuzz/corpus/ next to this script
+    python3 fuzz/make_corpus.py OUT_DIR    # elsewhere
+"""
+import os
+import struct
+import sys
+
+HARNESSES = {"fuzz_dyt": "dyt", "fuzz_layer_norm": "layer_norm", "fuzz_rms_norm": "rms_norm"}
+TYPES = {"float": 0, "double": 1, "bf16": 2, "half": 3}
+PASSES = {"forward": 0, "forward_stats": 1, "backward": 2, "backward_saved": 3, "chunks": 4}
+# Special-value kinds (fuzz_support.hpp special_value)
+QNAN, SNAN, NAN_PAYLOAD, PINF, NINF, PZERO, NZERO, MIN_SUB, MAX_SUB, MIN_NORMAL, MAX_FINITE, E18, E30, RAW = range(14)
+# Distributions (run_case.hpp draw)
+MODEL, SCALED, CONSTANT, OFFSET, WILD, ZEROS, HUGE, GRID = range(8)
+# Injected errors (driver.hpp inject_kind), by name
+INJECT = [
+    "none", "x_null", "out_null", "dy_null", "x_rows0", "x_rows_neg", "x_cols0", "x_stride_small", "out_rows",
+    "out_cols", "layer_cols_more", "layer_cols0", "layer_cols_neg", "eps_nan", "eps_neg", "eps_inf", "param_null",
+    "grad_without_param", "stats_half", "ws_small", "ws_misaligned", "ws_null", "plan_rows", "plan_chunks0",
+    "plan_chunks_more", "range_reversed", "range_past", "huge_rows", "huge_stride", "huge_cols", "dy_shape",
+    "eps_neg_zero",
+]
+
+
+def case(type_="float", alt=False, pass_="forward", rows=3, cols=37, big_rows=False, big_cols=False, pads=0,
+         mis=0, alias=0, params=0, grads=0, eps=0, eps_raw=None, eps_exp=None, alpha=0, alpha_extra=b"",
+         chunks=0, inject="none", seed=1, dists=(0,) * 6, exps=(0,) * 6, specials=()):
+    b = bytearray()
+    b.append(TYPES[type_] | (4 if alt else 0))
+    b.append(PASSES[pass_])
+    b.append((0x80 | (rows - 1)) if big_rows else (rows - 1) & 7)
+    b += struct.pack("<H", (0x8000 | (cols - 1)) if big_cols else (cols - 1))
+    b.append(pads)
+    b.append(mis)
+    b.append(alias)
+    b.append(params)
+    b.append(grads)
+    if eps_raw is not None:
+        b.append(6)
+        b += struct.pack("<d", eps_raw)
+    elif eps_exp is not None:
+        b.append(7)
+        b.append(eps_exp & 0xFF)
+    else:
+        b.append(eps)
+    b.append(alpha)
+    b += alpha_extra
+    b.append(chunks)
+    idx = INJECT.index(inject)
+    b.append(0x80 | idx if idx else 0)
+    b += struct.pack("<I", seed)
+    b += bytes(d & 0xFF for d in dists)
+    b += bytes(e & 0xFF for e in exps)
+    b.append(len(specials))
+    for target, pos, kind, raw in specials:
+        b.append(target)
+        b += struct.pack("<H", pos)
+        b.append(kind)
+        b += struct.pack("<Q", raw)
+    return bytes(b)
+
+
+def seeds(layer):
+    s = {}
+    # Every type and pass, at a width with a vector body and a tail.
+    for t in TYPES:
+        for p in PASSES:
+            s[f"{t}_{p}"] = case(t, pass_=p, rows=5, cols=37, seed=len(s) + 1)
+    # Shapes: one column, wide rows, many rows (several backward chunks), strides and misalignment.
+    s["one_col"] = case(cols=1, rows=7, pass_="backward")
+    s["wide_4096"] = case(cols=4096, big_cols=True, rows=2, pass_="forward_stats")
+    s["rows_100_chunks"] = case("bf16", pass_="chunks", rows=100, big_rows=True, cols=33, chunks=0x3 | 0x20 | 0x40)
+    s["strided_misaligned"] = case("half", pass_="backward", pads=0x3F, mis=0xFF, rows=6, cols=65)
+    # Aliasing: in place, dx == x, interleaved rows, partial overlap, gradient over parameter, other stride, adjacent.
+    for a in range(1, 8):
+        s[f"alias_{a}_fwd"] = case(pass_="forward", alias=a, rows=4, cols=19, seed=100 + a)
+        s[f"alias_{a}_bwd"] = case("bf16", pass_="backward", alias=a, rows=4, cols=19, seed=200 + a)
+    # Parameters absent, gradients not asked, accumulate, RMSNorm's (1 + gamma).
+    s["no_gamma_no_beta"] = case(pass_="backward", params=6)
+    s["accumulate"] = case("half", pass_="backward", grads=8, dists=(0, 0, 0, 0, 0, SCALED))
+    s["grads_subset"] = case(pass_="chunks", grads=5)
+    s["one_plus"] = case("bf16", pass_="backward", params=8)
+    s["saved_arbitrary"] = case(pass_="backward_saved", grads=64)
+    # eps: 0, raw (1e-300 rounds to 0 in float; 1e39 does not fit a float), a power of two.
+    s["eps_zero_constant_rows"] = case(pass_="forward_stats", eps=1, dists=(CONSTANT,) * 6, exps=(-3,) * 6)
+    s["eps_tiny"] = case(pass_="backward", eps_raw=1e-300, dists=(CONSTANT,) + (0,) * 5)
+    s["eps_huge"] = case(pass_="forward", eps_raw=1e39, dists=(HUGE,) + (0,) * 5, exps=(60,) + (0,) * 5)
+    s["eps_pow2"] = case("double", pass_="forward", eps_exp=-60, dists=(SCALED,) * 6, exps=(-35,) * 6)
+    # alpha: 0, negative, special (NaN), 2^k.
+    s["alpha_zero"] = case(pass_="backward", alpha=1)
+    s["alpha_negative"] = case("bf16", pass_="backward", alpha=2)
+    s["alpha_nan"] = case(pass_="forward", alpha=3, alpha_extra=bytes([QNAN]) + struct.pack("<Q", 0))
+    s["alpha_big"] = case(pass_="backward", alpha=4, alpha_extra=bytes([120]))
+    # Values at the edges.
+    nan_inf = [(0, 3, QNAN, 0), (0, 10 * 7 + 1, PINF, 0), (1, 2 * 7 + 2, NINF, 0), (0, 36 * 7 + 4, SNAN, 5)]
+    for t in TYPES:
+        s[f"nan_inf_{t}_fwd"] = case(t, pass_="forward_stats", specials=nan_inf)
+        s[f"nan_inf_{t}_bwd"] = case(t, pass_="backward", specials=nan_inf)
+    s["signed_zeros_subnormals"] = case(pass_="backward", specials=[(0, 1, NZERO, 0), (0, 9, MIN_SUB, 1),
+                                                                     (1, 17, MAX_SUB, 0), (2, 3, MIN_NORMAL, 1)])
+    s["max_finite_bf16"] = case("bf16", pass_="forward_stats", specials=[(0, 0, MAX_FINITE, 0), (0, 7, MAX_FINITE, 1)])
+    s["rows_1e18_float"] = case(pass_="forward_stats", rows=1, cols=4096, big_cols=True,
+                                specials=[(0, 0, E18, 0)] * 1, dists=(HUGE,) + (0,) * 5, exps=(20,) + (0,) * 5)
+    s["wild_bf16"] = case("bf16", pass_="backward", dists=(WILD,) * 6)
+    s["wild_double"] = case("double", pass_="backward_saved", dists=(WILD,) * 6)
+    s["huge_float"] = case(pass_="backward", dists=(HUGE, 0, 0, 0, 0, 0), exps=(70, 0, 0, 0, 0, 0))
+    s["offset_rows"] = case(pass_="backward", dists=(OFFSET,) * 6, exps=(10,) * 6)
+    s["constant_rows"] = case("bf16", pass_="backward", dists=(CONSTANT,) * 6, exps=(2,) * 6)
+    s["zeros"] = case("half", pass_="backward", dists=(ZEROS,) * 6)
+    s["grid"] = case(pass_="chunks", dists=(GRID,) * 6, chunks=2)
+    s["small_scaled"] = case(pass_="backward", dists=(SCALED,) * 6, exps=(-38,) * 6, eps=1)
+    # Every injected argument error, on the pass it concerns.
+    for i, name in enumerate(INJECT[1:], start=1):
+        p = "chunks" if ("ws" in name or "plan" in name or "range" in name) else \
+            "backward" if name in ("dy_null", "grad_without_param", "dy_shape") else \
+            "backward_saved" if name == "stats_half" else "forward"
+        s[f"inject_{name}"] = case(pass_=p, inject=name, rows=4, cols=9, seed=300 + i)
+    return s
+
+
+def main():
+    out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
+    for harness, layer in HARNESSES.items():
+        d = os.path.join(out, harness)
+        os.makedirs(d, exist_ok=True)
+        for name, data in seeds(layer).items():
+            with open(os.path.join(d, name), "wb") as f:
+                f.write(data)
+        print(f"{d}: {len(seeds(layer))} seeds")
+
+
+if __name__ == "__main__":
+    main()

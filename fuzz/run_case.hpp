@@ -1,0 +1,815 @@
+// fuzz/run_case.hpp: decoding a case, the float64 truth and its bounds, and
+// the checks (a), (b), (c) described at the top of driver.hpp.
+#pragma once
+
+#include "driver.hpp"
+
+namespace fz {
+
+// ---- Decoding -------------------------------------------------------------------------
+//
+// Byte layout (every read past the end gives 0, i.e. the default):
+//   0      type (bits 0-1: float, double, bfloat16, half), bit 2: DyT's other tanh policy
+//   1      pass: % 5 = forward, forward+stats, backward, backward(saved stats), chunks+reduce
+//   2      rows: bit 7 set: 1 + (b & 0x7f) (up to 128), else 1 + (b & 7)
+//   3-4    cols: bit 15 set: 1 + (v & 0xfff) (up to 4096), else 1 + v % 160
+//   5      row pads (2 bits each: x, output, dy) from {0, 1, 5, 16}; bits 6-7: gradient misalignment
+//   6      base misalignment in elements (2 bits each: x, output, dy, parameters)
+//   7      aliasing: % 8 = none, output == input, dx == x, interleaved rows, partial overlap,
+//          a gradient over its parameter (or statistics over x), same base with another
+//          stride, output right after its input
+//   8      parameters: bit 1 no gamma, bit 2 no beta, bit 3 gamma_form::one_plus
+//   9      bit 0/1/2: no dalpha/dgamma/dbeta; bit 3 accumulate; bit 4/5: no mean/rstd;
+//          bit 6 saved statistics are arbitrary values; bit 7 the chunk API takes saved statistics
+//   10     eps: % 8 = default, 0, 1e-12, 1e-3, 1, 100, raw double (8 more bytes), 2^(int8)
+//   11     alpha: % 8 = model, 0, -0.7, special (kind byte + 8 raw bytes), 2^(int8/4), -model
+//   12     chunks: bits 0-3 plan chunks (0: default_chunks), bits 4-5 ranges - 1, bit 6 reversed
+//   13     bit 7 set: inject the argument error (b & 0x7f) % inj_count
+//   14-17  seed of the value generator
+//   18-23  distributions of x, dy, gamma, beta, (unused), prior gradients: % 8 = model, scaled,
+//          constant rows, offset rows, wild (every magnitude of T), zeros, huge, quarter grid
+//   24-29  their exponents (int8)
+//   30     number of special values (% 17), then per value: target (% 6: x, dy, gamma, beta,
+//          prior gradients, alpha), position (u16), kind (fuzz_support.hpp special_value), 8 raw bytes
+
+template <class T>
+double draw(prng& g, std::uint8_t dist, std::int8_t exponent, int tensor, layer_kind kind, bool one_plus,
+            double row_a, double row_b) {
+  const int e = int(exponent) % 41;  // [-40, 40]
+  switch (dist % 8) {
+    case 0:  // the tests' distributions (tests/support.hpp)
+      switch (tensor) {
+        case 0:
+          if (kind == layer_kind::dyt) return 4 * g.sym();
+          if (kind == layer_kind::layer_norm) return row_a + row_b * g.sym();
+          return row_b * g.sym();
+        case 1: return g.sym();
+        case 2: {
+          if (one_plus) return g.range(-0.5, 0.5);
+          const double m = g.range(0.5, 1.5);
+          return g.chance(0.125) ? -m : m;
+        }
+        case 3: return g.range(-0.25, 0.25);
+        default: return g.sym();
+      }
+    case 1: return g.sym() * std::ldexp(1.0, e);
+    case 2: return row_a;  // the row's (or array's) one value
+    case 3: return row_a + row_b * g.sym();
+    case 4: {
+      const int lo = fmt<T>::min_exp - fmt<T>::precision, hi = fmt<T>::max_exp - 1;
+      const double m = std::ldexp(g.range(1, 2), lo + int(g.below(hi - lo + 1)));
+      return g.chance(0.5) ? -m : m;
+    }
+    case 5: return 0.0;
+    case 6: {
+      const int span = fmt<T>::max_exp - 41;
+      const double m = std::ldexp(g.range(1, 2), 40 + int((unsigned(exponent) & 0x7fu) % unsigned(span)));
+      return g.chance(0.5) ? -m : m;
+    }
+    default: return double(int(g.below(65)) - 32) / 4;
+  }
+}
+
+// Per-row constants of a distribution: (a, b) for model rows (offset, spread),
+// constant rows (value) and offset rows (mean, spread).
+inline void row_constants(prng& g, std::uint8_t dist, std::int8_t exponent, double& a, double& b) {
+  const int e = int(exponent) % 41;
+  switch (dist % 8) {
+    case 0:
+      b = g.range(0.5, 2);
+      a = g.sym() * b;
+      break;
+    case 2:
+      a = g.sym() * std::ldexp(1.0, e);
+      b = 0;
+      break;
+    case 3:
+      a = (g.chance(0.5) ? -1 : 1) * g.range(1, 2) * std::ldexp(1.0, e);
+      b = std::ldexp(1.0, e - 8 - int(unsigned(exponent) & 15u));
+      break;
+    default: a = b = 0;
+  }
+}
+
+inline index_t span_of(const view_cfg& v) { return (v.rows - 1) * v.stride + v.cols; }
+
+template <layer_kind K, class T>
+void decode(reader& in, case_cfg& c, arena& a, std::uint8_t b0) {
+  using C = dyt::compute_t<T>;
+  c.kind = K;
+  c.type = b0 & 3;
+  c.alt_policy = (b0 & 4) != 0 && !std::is_same<T, double>::value;  // tanh_fast in double lanes is float-accurate only
+  c.pass = pass_kind(in.u8() % 5);
+  if (K == layer_kind::dyt && c.pass == pass_kind::forward_stats) c.pass = pass_kind::forward;
+  if (K == layer_kind::dyt && c.pass == pass_kind::backward_saved) c.pass = pass_kind::backward;
+  const std::uint8_t rb = in.u8();
+  c.rows = (rb & 0x80) ? 1 + (rb & 0x7f) : 1 + (rb & 7);
+  const std::uint16_t cb = in.u16();
+  c.cols = (cb & 0x8000) ? 1 + (cb & 0x0fff) : 1 + cb % 160;
+  while (c.rows > 1 && c.rows * c.cols > 40000) c.rows /= 2;
+  c.layer_cols = c.cols;
+  const std::uint8_t pads = in.u8(), mis = in.u8();
+  static const index_t kPads[4] = {0, 1, 5, 16};
+  c.alias = in.u8() % 8;
+  const std::uint8_t hb = in.u8(), wb = in.u8();
+  c.has[P_ALPHA] = K == layer_kind::dyt;
+  c.has[P_GAMMA] = !(hb & 2);
+  c.has[P_BETA] = K != layer_kind::rms_norm && !(hb & 4);
+  c.one_plus = K == layer_kind::rms_norm && (hb & 8) && c.has[P_GAMMA];
+  for (int i = 0; i < 3; ++i) c.want[i] = layer_has<K>(i) && c.has[i] && !((wb >> i) & 1);
+  c.accumulate = (wb & 8) != 0;
+  const bool want_mean = K == layer_kind::layer_norm && !(wb & 16), want_rstd = K != layer_kind::dyt && !(wb & 32);
+  c.saved_arbitrary = (wb & 64) != 0;
+  const bool chunks_saved = (wb & 128) != 0;
+
+  const std::uint8_t eb = in.u8();
+  c.eps = K == layer_kind::layer_norm ? 1e-5 : 1e-6;
+  switch (eb % 8) {
+    case 1: c.eps = 0.0; break;
+    case 2: c.eps = 1e-12; break;
+    case 3: c.eps = 1e-3; break;
+    case 4: c.eps = 1.0; break;
+    case 5: c.eps = 100.0; break;
+    case 6: {
+      const std::uint64_t bits = in.u64();
+      std::memcpy(&c.eps, &bits, 8);
+      break;
+    }
+    case 7: c.eps = std::ldexp(1.0, std::int8_t(in.u8())); break;
+    default: break;
+  }
+  const std::uint8_t ab = in.u8();
+  std::uint8_t alpha_kind = 0;
+  std::uint64_t alpha_raw = 0;
+  std::int8_t alpha_exp = 0;
+  if (ab % 8 == 3) {
+    alpha_kind = in.u8();
+    alpha_raw = in.u64();
+  } else if (ab % 8 == 4) {
+    alpha_exp = std::int8_t(in.u8());
+  }
+  const std::uint8_t kb = in.u8();
+  const std::uint8_t ib = in.u8();
+  c.inject = (ib & 0x80) ? (ib & 0x7f) % inj_count : 0;
+  prng g{in.u32()};
+  std::uint8_t dists[6];
+  std::int8_t exps[6];
+  for (auto& d : dists) d = in.u8();
+  for (auto& e : exps) e = std::int8_t(in.u8());
+  for (int i = 0; i < 6; ++i) c.dist[i] = dists[i] % 8;
+
+  // -- Views: x (and y) for forward passes, x, dy and dx for backward ones.
+  const bool bwd = c.backward();
+  auto init_view = [&](view_cfg& v, index_t pad) {
+    v.rows = c.rows;
+    v.cols = c.cols;
+    v.stride = c.cols + pad;
+  };
+  init_view(c.x, kPads[pads & 3]);
+  init_view(bwd ? c.dx : c.y, kPads[(pads >> 2) & 3]);
+  if (bwd) init_view(c.dy, kPads[(pads >> 4) & 3]);
+  view_cfg& out = bwd ? c.dx : c.y;
+  view_cfg& src = !bwd ? c.x : (c.alias == 2 ? c.x : c.dy);
+  if (c.alias == 3) src.stride = std::max(src.stride, 2 * c.cols);
+  const std::size_t es = sizeof(T);
+  auto add_view_slot = [&](view_cfg& v, int misalign) {
+    const index_t span = span_of(v);
+    const index_t capacity = 2 * span + v.stride + v.cols + v.rows + 8;
+    v.slot = a.add(std::size_t(capacity) * es, std::size_t(misalign) * es, 16 + std::size_t(g.below(4)) * es);
+    v.off = 0;
+  };
+  add_view_slot(c.x, mis & 3);
+  if (bwd) add_view_slot(c.dy, (mis >> 4) & 3);
+  switch (c.alias) {
+    case 1:
+    case 2:
+      out = src;
+      break;
+    case 3:
+      out = src;
+      out.off = src.off + c.cols;
+      break;
+    case 4:
+      out = src;
+      out.off = src.off + 1 + g.below(span_of(src));
+      break;
+    case 6:
+      out = src;
+      out.stride = src.stride + 1;
+      break;
+    case 7:
+      out = src;
+      out.off = src.off + span_of(src);
+      break;
+    default:
+      add_view_slot(out, (mis >> 2) & 3);
+      break;
+  }
+
+  // -- Parameters, gradients, statistics (arrays).
+  const index_t n_alloc = c.cols + 2;
+  const int pmis = (mis >> 6) & 3, gmis = (pads >> 6) & 3;
+  for (int i = 0; i < 3; ++i) {
+    const index_t n = i == P_ALPHA ? 1 : n_alloc;
+    c.param[i].slot = a.add(std::size_t(n + 8) * es, std::size_t(pmis) * es, 16);
+    c.param[i].n = n;
+    c.param[i].present = c.has[i];
+    c.grad[i].slot = a.add(std::size_t(n + 8) * es, std::size_t(gmis) * es, 16);
+    c.grad[i].n = n;
+    c.grad[i].present = c.want[i];
+  }
+  const bool stats_pass = c.pass == pass_kind::forward_stats || c.pass == pass_kind::backward_saved ||
+                          (c.pass == pass_kind::chunks && chunks_saved);
+  for (array_cfg* s : {&c.mean, &c.rstd}) {
+    s->slot = a.add(std::size_t(c.rows + 8) * sizeof(C), std::size_t(g.below(3)) * sizeof(C), 16);
+    s->n = c.rows;
+  }
+  c.mean.present = stats_pass && want_mean;
+  c.rstd.present = stats_pass && want_rstd;
+  if (K == layer_kind::layer_norm && c.pass != pass_kind::forward_stats && c.mean.present != c.rstd.present)
+    c.mean.present = c.rstd.present = false;  // backward takes both or neither (an injection breaks this)
+  if (!stats_pass) c.saved_arbitrary = false;
+  if (c.pass == pass_kind::forward_stats) c.saved_arbitrary = false;
+
+  if (c.alias == 5) {  // a gradient over its parameter, or statistics over x
+    if (bwd && c.want[P_GAMMA]) {
+      c.grad[P_GAMMA].slot = c.param[P_GAMMA].slot;
+      c.grad[P_GAMMA].off = g.below(c.cols);
+    } else if (c.rstd.present && c.pass == pass_kind::forward_stats) {
+      // rstd (C), an output, inside x's slot, at an offset aligned for C. (In a
+      // backward pass saved statistics are inputs, which may overlap x; the
+      // harness's own fill_saved would then overwrite x, so not there.)
+      const std::size_t base = a.at(c.x.slot).offset;
+      const std::size_t want = base + std::size_t(g.below(span_of(c.x))) * es;
+      const std::size_t aligned = (want + alignof(C) - 1) / alignof(C) * alignof(C);
+      const std::size_t limit = base + a.at(c.x.slot).bytes;
+      if (aligned + std::size_t(c.rows) * sizeof(C) <= limit) {
+        // Express it as an offset from the rstd slot's own base is impossible: use x's slot.
+        c.rstd.slot = c.x.slot;
+        c.rstd.off = index_t((aligned - base) / sizeof(C));
+        if ((aligned - base) % sizeof(C) != 0) c.rstd.slot = -2;  // not expressible: drop (below)
+      }
+      if (c.rstd.slot == -2) c.rstd.present = false;
+    }
+  }
+
+  // -- The chunk API.
+  if (c.pass == pass_kind::chunks) {
+    c.plan_rows = c.rows;
+    c.plan_chunks = (kb & 15) ? std::min<index_t>(c.rows, kb & 15) : dyt::default_chunks(c.rows);
+    const index_t parts = 1 + ((kb >> 4) & 3);
+    std::vector<index_t> cuts{0, c.plan_chunks};
+    for (index_t i = 1; i < parts; ++i) cuts.push_back(g.below(c.plan_chunks + 1));
+    std::sort(cuts.begin(), cuts.end());
+    for (std::size_t i = 0; i + 1 < cuts.size(); ++i) c.ranges.push_back({cuts[i], cuts[i + 1]});
+    if (kb & 64) std::reverse(c.ranges.begin(), c.ranges.end());
+    const std::size_t needed = workspace_needed<K, C>(c, c.rows + 1);
+    c.ws_slot = a.add(needed + 128, 0, 16);
+    c.ws_size = workspace_needed<K, C>(c, c.plan_chunks);
+  }
+
+  // -- Injected argument errors (applied to the layout; the arena stays as sized above).
+  view_cfg& o = bwd ? c.dx : c.y;
+  switch (c.inject) {
+    case inj_x_null: c.x.null = true; break;
+    case inj_out_null: o.null = true; break;
+    case inj_dy_null: c.dy.null = true; break;
+    case inj_x_rows0: c.x.rows = 0; break;
+    case inj_x_rows_neg: c.x.rows = -1; break;
+    case inj_x_cols0: c.x.cols = 0; break;
+    case inj_x_stride_small: c.x.stride = c.x.cols - 1; break;
+    case inj_out_rows: o.rows = c.rows + 1; break;
+    case inj_out_cols:
+      o.cols = c.cols + 1;
+      break;
+    case inj_layer_cols_more: c.layer_cols = c.cols + 1; break;
+    case inj_layer_cols0: c.layer_cols = 0; break;
+    case inj_layer_cols_neg: c.layer_cols = -3; break;
+    case inj_eps_nan: c.eps = std::numeric_limits<double>::quiet_NaN(); break;
+    case inj_eps_neg: c.eps = -1e-3; break;
+    case inj_eps_inf: c.eps = std::numeric_limits<double>::infinity(); break;
+    case inj_eps_neg_zero: c.eps = -0.0; break;
+    case inj_param_null:
+      if (K == layer_kind::dyt) c.param[P_ALPHA].present = false;
+      if (K == layer_kind::rms_norm) {
+        c.one_plus = true;
+        c.param[P_GAMMA].present = false;
+      }
+      if (K == layer_kind::layer_norm) c.param[P_GAMMA].present = false;
+      break;
+    case inj_grad_without_param:
+      if (bwd || c.pass == pass_kind::chunks) {
+        c.param[P_GAMMA].present = false;
+        c.grad[P_GAMMA].present = true;
+        c.one_plus = false;
+      }
+      break;
+    case inj_stats_half:
+      if (K == layer_kind::layer_norm) {
+        c.mean.present = true;
+        c.rstd.present = false;
+      } else if (K == layer_kind::rms_norm) {
+        c.mean.present = true;
+      }
+      if (!stats_pass && K != layer_kind::dyt) {
+        c.mean.present = c.rstd.present = false;
+      }
+      break;
+    case inj_ws_small:
+      if (c.ws_size > 0) c.ws_size -= 1;
+      break;
+    case inj_ws_misaligned: c.ws_off = alignof(C) / 2; break;
+    case inj_ws_null: c.ws_null = true; break;
+    case inj_plan_rows: c.plan_rows = c.rows + 1; break;
+    case inj_plan_chunks0: c.plan_chunks = 0; break;
+    case inj_plan_chunks_more:
+      c.plan_chunks = c.rows + 1;
+      c.ws_size = workspace_needed<K, C>(c, c.plan_chunks);
+      break;
+    case inj_range_reversed:
+      if (c.pass == pass_kind::chunks) c.ranges = {{1, 0}};
+      break;
+    case inj_range_past:
+      if (c.pass == pass_kind::chunks) c.ranges = {{0, c.plan_chunks + 1}};
+      break;
+    case inj_huge_rows:
+      for (view_cfg* v : {&c.x, &c.y, &c.dy, &c.dx}) v->rows = PTRDIFF_MAX / 4;
+      break;
+    case inj_huge_stride: c.x.stride = PTRDIFF_MAX / 2; break;
+    case inj_huge_cols:
+      for (view_cfg* v : {&c.x, &c.y, &c.dy, &c.dx}) v->cols = v->stride = PTRDIFF_MAX / index_t(es) + 1;
+      c.layer_cols = PTRDIFF_MAX / index_t(es) + 1;
+      break;
+    case inj_dy_shape:
+      if (c.cols > 1) c.dy.cols = c.cols - 1;
+      break;
+    default: break;
+  }
+
+  // -- Values.
+  a.build<T>();
+  const bool one_plus = c.one_plus;
+  auto put = [&](int slot, index_t idx, T v) { reinterpret_cast<T*>(a.slot_ptr(slot))[idx] = v; };
+  auto fill_view = [&](const view_cfg& v0, int tensor) {
+    // Values go where the view was laid out, before any injected change of its shape.
+    view_cfg v = v0;
+    v.rows = c.rows;
+    v.cols = c.cols;
+    if (v.stride < c.cols || v.stride > (index_t(1) << 20)) v.stride = c.cols;
+    if (v.slot < 0) return;
+    for (index_t r = 0; r < v.rows; ++r) {
+      double ra = 0, rb2 = 0;
+      row_constants(g, dists[tensor], exps[tensor], ra, rb2);
+      for (index_t j = 0; j < v.cols; ++j)
+        put(v.slot, v.off + r * v.stride + j,
+            from_d<T>(draw<T>(g, dists[tensor], exps[tensor], tensor, K, one_plus, ra, rb2)));
+    }
+  };
+  fill_view(c.x, 0);
+  if (bwd) fill_view(c.dy, 1);
+  for (int i = 1; i < 3; ++i) {
+    double ra = 0, rb2 = 0;
+    row_constants(g, dists[i + 1], exps[i + 1], ra, rb2);
+    for (index_t j = 0; j < n_alloc; ++j)
+      put(c.param[i].slot, j, from_d<T>(draw<T>(g, dists[i + 1], exps[i + 1], i + 1, K, one_plus, ra, rb2)));
+  }
+  {
+    T alpha = from_d<T>(g.range(0.2, 1.2));
+    switch (ab % 8) {
+      case 1: alpha = from_d<T>(0.0); break;
+      case 2: alpha = from_d<T>(-0.7); break;
+      case 3: alpha = special_value<T>(alpha_kind, alpha_raw, g); break;
+      case 4: alpha = from_d<T>(std::ldexp(1.0, alpha_exp / 4)); break;
+      case 5: alpha = from_d<T>(-g.range(0.2, 1.2)); break;
+      default: break;
+    }
+    put(c.param[P_ALPHA].slot, 0, alpha);
+  }
+  if (c.accumulate) {
+    double ra = 0, rb2 = 0;
+    row_constants(g, dists[5], exps[5], ra, rb2);
+    for (int i = 0; i < 3; ++i)
+      for (index_t j = 0; j < c.grad[i].n; ++j)
+        if (c.grad[i].slot != c.param[i].slot)
+          put(c.grad[i].slot, j, from_d<T>(draw<T>(g, dists[5], exps[5], 5, K, one_plus, ra, rb2)));
+  }
+  if (c.saved_arbitrary) {
+    for (const array_cfg* s : {&c.mean, &c.rstd}) {
+      if (s->slot < 0 || s->slot == c.x.slot) continue;
+      C* p = reinterpret_cast<C*>(a.slot_ptr(s->slot));
+      for (index_t r = 0; r < c.rows; ++r) {
+        const std::uint8_t k = std::uint8_t(g.next());
+        p[r] = k < 200 ? C(g.range(0, 4) * std::ldexp(1.0, int(k % 60) - 30)) : C(to_d(special_value<float>(k, g.next(), g)));
+      }
+    }
+  }
+  c.specials = in.u8() % 17;
+  for (int s = 0; s < c.specials; ++s) {
+    const std::uint8_t target = in.u8() % 6;
+    const std::uint16_t pos = in.u16();
+    const std::uint8_t kind = in.u8();
+    const T v = special_value<T>(kind, in.u64(), g);
+    switch (target) {
+      case 0:
+      case 1: {
+        const view_cfg& v0 = target == 0 ? c.x : c.dy;
+        if (v0.slot < 0 || (target == 1 && !bwd)) break;
+        const index_t r = index_t(pos) % c.rows, j = index_t(pos / 7) % c.cols;
+        const index_t stride = v0.stride < c.cols || v0.stride > (index_t(1) << 20) ? c.cols : v0.stride;
+        put(v0.slot, v0.off + r * stride + j, v);
+        break;
+      }
+      case 2:
+      case 3: put(c.param[target - 1].slot, index_t(pos) % n_alloc, v); break;
+      case 4:
+        if (c.accumulate) {
+          const int i = pos % 3;
+          if (c.grad[i].slot != c.param[i].slot) put(c.grad[i].slot, index_t(pos / 3) % c.grad[i].n, v);
+        }
+        break;
+      default: put(c.param[P_ALPHA].slot, 0, v); break;
+    }
+  }
+}
+
+// ---- Outputs ------------------------------------------------------------------------------
+
+struct out_vec {
+  bool present = false;
+  std::vector<double> v;
+  std::vector<unsigned char> bits;
+};
+
+template <class U>
+out_vec read_view(const dyt::rows_view<U>& view) {
+  out_vec o;
+  o.present = true;
+  for (index_t r = 0; r < view.rows; ++r)
+    for (index_t j = 0; j < view.cols; ++j) {
+      const U& e = view.data[r * view.row_stride + j];
+      o.v.push_back(to_d(e));
+      const auto* b = reinterpret_cast<const unsigned char*>(&e);
+      o.bits.insert(o.bits.end(), b, b + sizeof(U));
+    }
+  return o;
+}
+template <class U>
+out_vec read_array(const U* p, index_t n) {
+  if (!p) return {};
+  return read_view(dyt::rows_view<const U>(p, 1, n));
+}
+
+inline bool same_bits(const out_vec& a, const out_vec& b) { return a.present == b.present && a.bits == b.bits; }
+
+inline std::size_t first_bit_difference(const out_vec& a, const out_vec& b) {
+  const std::size_t e = a.v.empty() ? 1 : a.bits.size() / a.v.size();
+  for (std::size_t i = 0; i < std::min(a.bits.size(), b.bits.size()); ++i)
+    if (a.bits[i] != b.bits[i]) return i / e;
+  return std::min(a.v.size(), b.v.size());
+}
+
+struct outputs {
+  out_vec y, mean, rstd, dx, grad[3];
+};
+
+// ---- The truth and its bounds ---------------------------------------------------------------
+
+struct expect {
+  std::vector<double> ref, k, scale, extra;
+  std::vector<unsigned char> skip, overflow;
+  void init(std::size_t n) {
+    ref.assign(n, 0);
+    k.assign(n, 0);
+    scale.assign(n, 0);
+    extra.assign(n, 0);
+    skip.assign(n, 0);
+    overflow.assign(n, 0);
+  }
+  void set(std::size_t i, double k_, double scale_, double extra_ = 0) {
+    k[i] = k_;
+    scale[i] = scale_;
+    extra[i] = extra_;
+  }
+};
+
+struct truth {
+  expect y, mean, rstd, dx, grad[3];
+};
+
+// The case's inputs in double (dense), read from the initial arena.
+struct inputs {
+  index_t rows = 0, cols = 0;
+  std::vector<double> x, dy, param[3], prior[3];
+  bool has[3] = {false, false, false};
+  bool finite = true;  // every input value finite
+  double max_abs[6] = {};  // x, dy, gain (|gamma|, |1 + gamma| or 1), beta, alpha, prior (finite values)
+};
+
+template <class T>
+inputs read_inputs(const case_cfg& c, const arena& a) {
+  inputs in;
+  in.rows = c.rows;
+  in.cols = c.cols;
+  auto note = [&](int which, double v) {
+    if (!std::isfinite(v)) in.finite = false;
+    else in.max_abs[which] = std::max(in.max_abs[which], std::fabs(v));
+  };
+  auto read = [&](const view_cfg& v, std::vector<double>& out, int which) {
+    for (index_t r = 0; r < c.rows; ++r)
+      for (index_t j = 0; j < c.cols; ++j) {
+        const double d = to_d(reinterpret_cast<const T*>(a.slot_ptr(v.slot))[v.off + r * v.stride + j]);
+        out.push_back(d);
+        note(which, d);
+      }
+  };
+  read(c.x, in.x, 0);
+  if (c.backward()) read(c.dy, in.dy, 1);
+  for (int i = 0; i < 3; ++i) {
+    in.has[i] = c.param[i].present;
+    if (!in.has[i]) continue;
+    const T* p = reinterpret_cast<const T*>(a.slot_ptr(c.param[i].slot)) + c.param[i].off;
+    const index_t n = i == P_ALPHA ? 1 : c.cols;
+    for (index_t j = 0; j < n; ++j) {
+      const double d = to_d(p[j]);
+      in.param[i].push_back(d);
+      if (i == P_GAMMA) note(2, c.one_plus ? 1 + d : d);
+      if (i == P_BETA) note(3, d);
+      if (i == P_ALPHA) note(4, d);
+    }
+    if (c.accumulate && c.grad[i].present) {
+      const T* q = reinterpret_cast<const T*>(a.slot_ptr(c.grad[i].slot)) + c.grad[i].off;
+      for (index_t j = 0; j < n; ++j) {
+        in.prior[i].push_back(to_d(q[j]));
+        note(5, to_d(q[j]));
+      }
+    }
+  }
+  if (!in.has[P_GAMMA]) in.max_abs[2] = 1;
+  return in;
+}
+
+// Bounds: |got - ref| <= store_error(T) + k (u + 2^-53) scale + extra, with k
+// and scale derived in tests/test_forward.cpp and tests/test_backward.cpp (the
+// comments there; restated in one line each here). `extra` is what those
+// derivations leave out because the tests never reach it: roundings that
+// underflow into the compute type's subnormals (an absolute error of at most
+// its subnormal spacing, times whatever multiplies it later: `amp`), and an
+// rstd so small that it is itself subnormal (sigma > 2^126 in float: relative
+// error up to spacing / rstd). Where a derivation's assumptions cannot hold at
+// all (documented limits, docs/numerics.md) the element is skipped or marked
+// `overflow` (a non-finite result is then accepted).
+template <class T, class C, class Policy>
+truth truth_dyt(const case_cfg& c, const inputs& in) {
+  truth t;
+  const index_t rows = c.rows, n = c.cols;
+  const double u = unit_roundoff<C>(), tiny = subnormal_spacing<C>(), cmax = compute_max<C>();
+  const double p = std::is_same<Policy, dyt::tanh_fast>::value ? 5.7 : 2.2;
+  const double alpha = in.param[P_ALPHA][0];
+  const double* gamma = in.has[P_GAMMA] ? in.param[P_GAMMA].data() : nullptr;
+  const double* beta = in.has[P_BETA] ? in.param[P_BETA].data() : nullptr;
+  const dyt::DyT<double, dyt::reference> ref(&alpha, gamma, beta, n);
+  const double Mx = in.max_abs[0], Mdy = in.max_abs[1], Mg = in.max_abs[2], Mb = in.max_abs[3],
+               Ma = std::fabs(alpha), Mp = in.max_abs[5];
+  (void)u;
+  if (!c.backward()) {
+    t.y.init(std::size_t(rows * n));
+    if (!ref.forward({in.x.data(), rows, n}, {t.y.ref.data(), rows, n}).ok()) finding("reference refused");
+    const bool ovf = Mg + Mb >= cmax / 4;
+    for (index_t r = 0; r < rows; ++r)
+      for (index_t j = 0; j < n; ++j) {
+        const std::size_t i = std::size_t(r * n + j);
+        const double th = std::tanh(alpha * in.x[i]);
+        const double g = gamma ? std::fabs(gamma[j]) : 1.0, b = beta ? std::fabs(beta[j]) : 0.0;
+        // y: k = 2p + 4, scale |gamma t| + |beta| (test_forward.cpp, dyt_truth).
+        t.y.set(i, 2 * p + 4, g * std::fabs(th) + b, 16 * tiny * (1 + g));
+        t.y.overflow[i] = ovf;
+      }
+    return t;
+  }
+  t.dx.init(std::size_t(rows * n));
+  for (int i = 0; i < 3; ++i) t.grad[i].init(i == P_ALPHA ? 1 : std::size_t(n));
+  dyt::DyT<double, dyt::reference>::gradients g_ref;
+  g_ref.dalpha = t.grad[P_ALPHA].ref.data();
+  g_ref.dgamma = gamma ? t.grad[P_GAMMA].ref.data() : nullptr;
+  g_ref.dbeta = beta ? t.grad[P_BETA].ref.data() : nullptr;
+  if (!ref.backward({in.x.data(), rows, n}, {in.dy.data(), rows, n}, {t.dx.ref.data(), rows, n}, g_ref).ok())
+    finding("reference refused");
+  const bool ovf_dx = Mdy * Mg >= cmax / 4 || Mdy * Mg * Ma >= cmax / 4;
+  const bool ovf_cols = (double(rows) * Mdy + Mp) >= cmax / 4;
+  const bool ovf_alpha = double(n) * double(rows) * Mx * Mdy * Mg + Mp >= cmax / 4;
+  double dalpha_scale = 0;
+  for (index_t j = 0; j < n; ++j) {
+    double dgamma_scale = 0, dbeta_scale = 0;
+    const double g = gamma ? std::fabs(gamma[j]) : 1.0;
+    for (index_t r = 0; r < rows; ++r) {
+      const std::size_t i = std::size_t(r * n + j);
+      const double th = std::tanh(alpha * in.x[i]), dy = std::fabs(in.dy[i]);
+      // dx: k = 4p + 3, scale |alpha dy gamma| (test_backward.cpp, dyt_truth).
+      t.dx.set(i, 4 * p + 3, Ma * dy * g, 16 * tiny * (1 + Ma) * (1 + dy) * (1 + g));
+      t.dx.overflow[i] = ovf_dx;
+      dgamma_scale += dy * std::fabs(th);
+      dbeta_scale += dy;
+      dalpha_scale += std::fabs(in.x[i]) * dy * g;
+    }
+    // dgamma: k = rows + 2p + 3, scale sum |dy t|; dbeta: k = rows, scale sum |dy|.
+    t.grad[P_GAMMA].set(std::size_t(j), double(rows) + 2 * p + 3, dgamma_scale, 16 * tiny * double(rows) * (1 + Mdy));
+    t.grad[P_BETA].set(std::size_t(j), double(rows), dbeta_scale, 16 * tiny * double(rows) * (1 + Mdy));
+    t.grad[P_GAMMA].overflow[std::size_t(j)] = t.grad[P_BETA].overflow[std::size_t(j)] = ovf_cols;
+  }
+  // dalpha: k = n + rows + 4p + 3, scale sum |x dy gamma|.
+  t.grad[P_ALPHA].set(0, double(n + rows) + 4 * p + 3, dalpha_scale,
+                      16 * tiny * double(n + rows) * (1 + Mx) * (1 + Mdy) * (1 + Mg));
+  t.grad[P_ALPHA].overflow[0] = ovf_alpha;
+  return t;
+}
+
+// The rstd above which the variance (or mean square) plus eps is below
+// 2^-(max_exp/2 - 4) of the compute type (2^-60 in float): there its squares
+// may have underflowed and eps does not cover them. Only rows of eps = 0 (or
+// a tiny eps) reach it; docs/numerics.md documents the limit.
+template <class C>
+constexpr double zone_rstd() {
+  return std::is_same<C, double>::value ? 0x1p254 : 0x1p30;
+}
+
+template <class T, class C>
+truth truth_norm(const case_cfg& c, const inputs& in, bool rms) {
+  truth t;
+  const index_t rows = c.rows, n = c.cols;
+  const double nd = double(n), rowsd = double(rows);
+  const double u = unit_roundoff<C>(), tiny = subnormal_spacing<C>(), cmax = compute_max<C>();
+  const double* gamma = in.has[P_GAMMA] ? in.param[P_GAMMA].data() : nullptr;
+  const double* beta = in.has[P_BETA] ? in.param[P_BETA].data() : nullptr;
+  auto w = [&](index_t j) { return !gamma ? 1.0 : c.one_plus ? 1 + gamma[j] : gamma[j]; };
+  const double Mdy = in.max_abs[1], Mg = in.max_abs[2], Mb = in.max_abs[3], Mp = in.max_abs[5];
+  std::vector<double> y(static_cast<std::size_t>(rows * n)), mean(static_cast<std::size_t>(rows)),
+      rstd(static_cast<std::size_t>(rows));
+  dyt::status s;
+  if (rms) {
+    const dyt::RMSNorm<double, dyt::reference> ref(gamma, n, c.eps,
+                                                   c.one_plus ? dyt::gamma_form::one_plus : dyt::gamma_form::plain);
+    s = ref.forward({in.x.data(), rows, n}, {y.data(), rows, n}, {nullptr, rstd.data()});
+  } else {
+    const dyt::LayerNorm<double, dyt::reference> ref(gamma, beta, n, c.eps);
+    s = ref.forward({in.x.data(), rows, n}, {y.data(), rows, n}, {mean.data(), rstd.data()});
+  }
+  if (!s.ok()) finding("reference refused: %s", s.message());
+
+  // Per row: mean|x - x0| + |mean| and m1 = rstd (mean|x - x0| + |mean|)
+  // (LayerNorm), the underflow zone, and how large the quantities the compute
+  // type must hold can get.
+  //
+  // The CPU LayerNorm centres its first sweep on the row's first value x0
+  // (ops/layer_norm.hpp, Robust): mean = fl(x0 + fl(sum fl(x - x0)) / n) is
+  // within (n + 1) u mean|x - x0| + u |mean| of the true mean. The tests'
+  // derivations (which assume the uncentred (n + 1) u mean|x|) carry over with
+  // mean|x| replaced by mean|x - x0| + |mean| and n by n + 2 wherever it
+  // multiplies m1.
+  std::vector<double> m1(static_cast<std::size_t>(rows), 0.0), mean_abs(static_cast<std::size_t>(rows), 0.0);
+  std::vector<unsigned char> zone(static_cast<std::size_t>(rows), 0);
+  bool any_zone = false;
+  double rmax = 0;
+  for (index_t r = 0; r < rows; ++r) {
+    const double x0 = in.x[std::size_t(r * n)];
+    for (index_t j = 0; j < n; ++j)
+      mean_abs[std::size_t(r)] += (rms ? std::fabs(in.x[std::size_t(r * n + j)]) : std::fabs(in.x[std::size_t(r * n + j)] - x0)) / nd;
+    if (!rms) mean_abs[std::size_t(r)] += std::fabs(mean[std::size_t(r)]);
+    const double rs = rstd[std::size_t(r)];
+    m1[std::size_t(r)] = rms ? 0 : rs * mean_abs[std::size_t(r)];
+    zone[std::size_t(r)] = !(rs <= zone_rstd<C>());  // NaN rstd (a NaN input) is not a zone row
+    if (std::isnan(rs)) zone[std::size_t(r)] = 0;
+    any_zone = any_zone || zone[std::size_t(r)];
+    if (std::isfinite(rs)) rmax = std::max(rmax, rs);
+  }
+  const double sqn = std::sqrt(nd);
+  // rstd's relative error beyond the derivation where rstd is subnormal.
+  auto rel_extra = [&](index_t r) {
+    const double rs = rstd[std::size_t(r)];
+    return rs > 0 && std::isfinite(rs) ? 8 * tiny / rs : 0.0;
+  };
+
+  if (!c.backward()) {
+    t.y.init(std::size_t(rows * n));
+    t.y.ref = y;
+    t.rstd.init(std::size_t(rows));
+    t.rstd.ref = rstd;
+    t.mean.init(std::size_t(rows));
+    t.mean.ref = mean;
+    const bool ovf_y = Mg * sqn + Mb >= cmax / 4;
+    for (index_t r = 0; r < rows; ++r) {
+      const std::size_t ri = std::size_t(r);
+      const double rs = rstd[ri];
+      if (rms) {
+        // rstd: k = rho + 1 with rho = n/2 + 3.5; y: k = rho + 4, scale |w x rstd| (test_forward.cpp, rms_norm_truth).
+        const double rho = nd / 2 + 3.5;
+        t.rstd.set(ri, rho + 1, rs, rel_extra(r) * rs);
+        for (index_t j = 0; j < n; ++j) {
+          const std::size_t i = std::size_t(r * n + j);
+          const double sc = std::fabs(w(j) * in.x[i] * rs);
+          t.y.set(i, rho + 4, sc, rel_extra(r) * sc + 16 * tiny * (1 + std::fabs(w(j))));
+        }
+      } else {
+        // mean: k = n + 2, scale mean|x - x0| + |mean|; rstd: k = rho0 + 1 + rho1 u with
+        // rho0 = n/2 + 4.5, rho1 = ((n + 2) m1)^2 / 2; y: k = max(n + 2, rho0 + 4) + 1 + rho1 u,
+        // scale |gamma| (|xh| + m1) + |beta| (test_forward.cpp, layer_norm_truth, centred as above).
+        const double rho0 = nd / 2 + 4.5, rho1 = (nd + 2) * (nd + 2) * m1[ri] * m1[ri] / 2;
+        t.mean.set(ri, nd + 2, mean_abs[ri], 16 * tiny);
+        t.rstd.set(ri, rho0 + 1 + rho1 * u, rs, rel_extra(r) * rs);
+        for (index_t j = 0; j < n; ++j) {
+          const std::size_t i = std::size_t(r * n + j);
+          const double xh = (in.x[i] - mean[ri]) * rs;
+          const double g = std::fabs(w(j)), b = beta ? std::fabs(beta[j]) : 0.0;
+          const double sc = g * (std::fabs(xh) + m1[ri]) + b;
+          t.y.set(i, std::max(nd + 2, rho0 + 4) + 1 + rho1 * u, sc,
+                  rel_extra(r) * g * std::fabs(xh) + 16 * tiny * (1 + g) * (1 + rs));
+        }
+      }
+      for (index_t j = 0; j < n; ++j) {
+        const std::size_t i = std::size_t(r * n + j);
+        t.y.skip[i] = zone[ri];
+        t.y.overflow[i] = ovf_y;
+      }
+      t.mean.skip[ri] = t.rstd.skip[ri] = zone[ri];
+    }
+    return t;
+  }
+
+  t.dx.init(std::size_t(rows * n));
+  for (int i = 0; i < 3; ++i) t.grad[i].init(i == P_ALPHA ? 1 : std::size_t(n));
+  if (rms) {
+    const dyt::RMSNorm<double, dyt::reference> ref(gamma, n, c.eps,
+                                                   c.one_plus ? dyt::gamma_form::one_plus : dyt::gamma_form::plain);
+    dyt::RMSNorm<double, dyt::reference>::gradients g;
+    g.dgamma = gamma ? t.grad[P_GAMMA].ref.data() : nullptr;
+    s = ref.backward({in.x.data(), rows, n}, {in.dy.data(), rows, n}, {t.dx.ref.data(), rows, n}, g);
+  } else {
+    const dyt::LayerNorm<double, dyt::reference> ref(gamma, beta, n, c.eps);
+    dyt::LayerNorm<double, dyt::reference>::gradients g;
+    g.dgamma = gamma ? t.grad[P_GAMMA].ref.data() : nullptr;
+    g.dbeta = beta ? t.grad[P_BETA].ref.data() : nullptr;
+    s = ref.backward({in.x.data(), rows, n}, {in.dy.data(), rows, n}, {t.dx.ref.data(), rows, n}, g);
+  }
+  if (!s.ok()) finding("reference refused: %s", s.message());
+
+  // Quantities the compute type must hold: dy w (and their row sums, |xh| <= sqrt(n)), times rstd.
+  const double gh_sum = nd * Mdy * Mg * (1 + sqn);
+  const bool ovf_dx = gh_sum >= cmax / 4 || gh_sum * std::max(1.0, rmax) >= cmax / 4;
+  const bool ovf_cols = rowsd * Mdy * (1 + sqn) + Mp >= cmax / 4;
+  const double amp = (1 + Mdy) * (1 + Mg) * (1 + rmax) * (1 + rmax) * (nd + rowsd);
+  double rho1_max = 0;
+  for (index_t r = 0; r < rows; ++r) {
+    const std::size_t ri = std::size_t(r);
+    const double rs = rstd[ri];
+    const double rho0 = rms ? nd / 2 + 3.5 : nd / 2 + 4.5, rho1 = (nd + 2) * (nd + 2) * m1[ri] * m1[ri] / 2;
+    if (!zone[ri] && std::isfinite(rho1)) rho1_max = std::max(rho1_max, rho1);
+    double A = 0, B = 0;
+    for (index_t j = 0; j < n; ++j) {
+      const std::size_t i = std::size_t(r * n + j);
+      const double gh = in.dy[i] * w(j), xh = (in.x[i] - mean[ri]) * rs;
+      A += std::fabs(gh) / nd;
+      B += std::fabs(gh * xh) / nd;
+    }
+    for (index_t j = 0; j < n; ++j) {
+      const std::size_t i = std::size_t(r * n + j);
+      const double gh = std::fabs(in.dy[i] * w(j)), axh = std::fabs((in.x[i] - mean[ri]) * rs);
+      if (rms) {
+        // dx: k = n + 3 rho + 9, scale r (|gh| + |xh| B) (test_backward.cpp, rms_norm_truth).
+        const double sc = rs * (gh + axh * B);
+        t.dx.set(i, nd + 3 * rho0 + 9, sc, 3 * rel_extra(r) * sc + 16 * tiny * amp);
+      } else {
+        // dx: k = n + 2 + 3 rho0 + 10 + 3 rho1 u, scale r (|gh| + A + |xh| B + m1 (B + |xh| A))
+        // (test_backward.cpp, layer_norm_truth, centred as above).
+        const double sc = rs * (gh + A + axh * B + m1[ri] * (B + axh * A));
+        t.dx.set(i, nd + 2 + 3 * rho0 + 10 + 3 * rho1 * u, sc, 3 * rel_extra(r) * sc + 16 * tiny * amp);
+      }
+      t.dx.skip[i] = zone[ri];
+      t.dx.overflow[i] = ovf_dx;
+    }
+  }
+  for (index_t j = 0; j < n; ++j) {
+    double dgamma_scale = 0, dbeta_scale = 0, extra = 0;
+    for (index_t r = 0; r < rows; ++r) {
+      const std::size_t i = std::size_t(r * n + j), ri = std::size_t(r);
+      const double dy = std::fabs(in.dy[i]), xh = std::fabs((in.x[i] - mean[ri]) * rstd[ri]);
+      dgamma_scale += dy * (xh + m1[ri]);
+      dbeta_scale += dy;
+      extra += 3 * rel_extra(r) * dy * xh;
+    }
+    const std::size_t jj = std::size_t(j);
+    if (rms) {
+      // dgamma: k = rows + rho + 2, scale sum |dy xh|.
+      t.grad[P_GAMMA].set(jj, rowsd + nd / 2 + 3.5 + 2, dgamma_scale, extra + 16 * tiny * amp);
+    } else {
+      // dgamma: k = max(rows + rho0 + 2, n) + 1 + rho1_max u, scale sum |dy| (|xh| + m1); dbeta: k = rows.
+      t.grad[P_GAMMA].set(jj, std::max(rowsd + nd / 2 + 4.5 + 2, nd + 2) + 1 + rho1_max * u, dgamma_scale,
+                          extra + 16 * tiny * amp);
+      t.grad[P_BETA].set(jj, rowsd, dbeta_scale, 16 * tiny * rowsd * (1 + Mdy));
+    }
+    // xh of a zone row is not within the derivation: neither is any dgamma it adds to.
+    t.grad[P_GAMMA].skip[jj] = any_zone;
+    t.grad[P_GAMMA].overflow[jj] = t.grad[P_BETA].overflow[jj] = ovf_cols;
+  }
+  return t;
+}
+
+}  // namespace fz
