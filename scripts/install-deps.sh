@@ -3,6 +3,7 @@
 #   scripts/install-deps.sh           compiler, CMake, ccache, xsimd, doctest, Eigen, Google Benchmark
 #   scripts/install-deps.sh --cross   also the aarch64 cross compiler and qemu-user (for .ci/run)
 #   scripts/install-deps.sh --bench   also oneDNN and OpenCL's loader (the peers of scripts/bench.sh)
+#   scripts/install-deps.sh --fuzz    also clang and libFuzzer's runtime (fuzz/run.sh)
 # Not root: prints the apt-get command to run and exits 1.
 set -euo pipefail
 # shellcheck source=scripts/common.sh
@@ -13,8 +14,9 @@ for arg in "$@"; do
   case "$arg" in
     --cross) packages+=(g++-aarch64-linux-gnu qemu-user) ;;
     --bench) packages+=(libdnnl-dev ocl-icd-opencl-dev) ;;
+    --fuzz) packages+=(clang libclang-rt-14-dev) ;;
     -h | --help)
-      sed -n '2,6s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+      sed -n '2,7s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
       exit 0
       ;;
     *)
