@@ -268,9 +268,11 @@ struct case_runner {
         if (std::isfinite(g) && !e.overflow[i])
           finding("%s[%zu]: finite %.9g where the float64 reference is %g", what, i, g, r);
       } else if (!std::isfinite(g)) {
-        const bool rounds_to_inf = std::isinf(g) && std::fabs(r) + b >= tmax && (g > 0) == (r > 0);
+        // The unrounded result lies in [r - b, r + b]; rounding to T gives an
+        // infinity of either sign that interval reaches beyond T's largest.
+        const bool rounds_to_inf = std::isinf(g) && (g > 0 ? r + b >= tmax : r - b <= -tmax);
         if (!rounds_to_inf && !e.overflow[i])
-          finding("%s[%zu]: %g where the float64 reference is finite (%.17g)", what, i, g, r);
+          finding("%s[%zu]: %g where the float64 reference is finite (%.17g, bound %.3g)", what, i, g, r, b);
       } else if (!(std::fabs(g - r) <= b)) {
         finding("%s[%zu]: %.9g, float64 reference %.17g, |diff| %.3g > bound %.3g (k %.4g, scale %.4g, extra %.3g)",
                 what, i, g, r, std::fabs(g - r), b, e.k[i], e.scale[i], e.extra[i]);
@@ -285,7 +287,10 @@ struct case_runner {
     for (std::size_t i = 0; i < a.v.size(); ++i) {
       if (e.skip[i] || e.overflow[i]) continue;
       const double x = a.v[i], y = s.v[i];
-      if (std::isnan(x) != std::isnan(y))
+      // With an infinite input, Inf * 0 = NaN where a value rounds to exactly
+      // 0 on one backend and Inf * tiny = Inf where it does not
+      // (docs/numerics.md, limits): NaN positions need not agree there.
+      if (std::isnan(x) != std::isnan(y) && !in.any_inf)
         finding("%s[%zu]: cpu %.9g, cpu_scalar %.9g: NaN in one only", what, i, x, y);
       if (std::isfinite(x) && std::isfinite(y) && std::isfinite(e.ref[i])) {
         const double b = bound(e, i, x, rounded) + bound(e, i, y, rounded);
@@ -316,6 +321,10 @@ struct case_runner {
         if (!(g == want || (std::isnan(g) && std::isnan(want))))
           finding("%s[%zu]: accumulate gave %.17g, prior %.17g + overwrite %.17g = %.17g", what, i, g, p, o, want);
       } else {
+        // The overwrite result stored in 16 bits may have overflowed to Inf
+        // where prior + (the unrounded sum) did not: nothing to compare with
+        // here (check_accumulate_truth holds it to the reference instead).
+        if (std::isinf(o)) continue;
         const double want = p + o;
         if (!std::isfinite(want) || !std::isfinite(g)) {
           if (std::isfinite(want) && std::isinf(g) && std::fabs(want) >= max_finite<T>() * (1 - 0x1p-9)) continue;
@@ -375,8 +384,12 @@ struct case_runner {
       if (have_truth) check_truth(w.c_str(), r.canonical.grad[i], t.grad[i], true);
       if (!r.primary.grad[i].present) continue;
       if (default_plan) {
-        if (c.accumulate) check_accumulate((w + " (accumulate)").c_str(), r.primary.grad[i], r.canonical.grad[i], in.prior[i]);
-        else check_bits(w.c_str(), r.primary.grad[i], r.canonical.grad[i]);
+        if (c.accumulate) {
+          check_accumulate((w + " (accumulate)").c_str(), r.primary.grad[i], r.canonical.grad[i], in.prior[i]);
+          if (have_truth) check_accumulate_truth((w + " (accumulate)").c_str(), r.primary.grad[i], t.grad[i], in.prior[i]);
+        } else {
+          check_bits(w.c_str(), r.primary.grad[i], r.canonical.grad[i]);
+        }
       } else if (have_truth) {
         if (c.accumulate) check_accumulate_truth((w + " (accumulate, own plan)").c_str(), r.primary.grad[i], t.grad[i], in.prior[i]);
         else check_truth((w + " (own plan)").c_str(), r.primary.grad[i], t.grad[i], true);

@@ -501,7 +501,8 @@ struct inputs {
   index_t rows = 0, cols = 0;
   std::vector<double> x, dy, param[3], prior[3];
   bool has[3] = {false, false, false};
-  bool finite = true;  // every input value finite
+  bool finite = true;     // every input value finite
+  bool any_inf = false;   // some input value is +-Inf
   double max_abs[6] = {};  // x, dy, gain (|gamma|, |1 + gamma| or 1), beta, alpha, prior (finite values)
 };
 
@@ -512,6 +513,7 @@ inputs read_inputs(const case_cfg& c, const arena& a) {
   in.cols = c.cols;
   auto note = [&](int which, double v) {
     if (!std::isfinite(v)) in.finite = false;
+    if (std::isinf(v)) in.any_inf = true;
     else in.max_abs[which] = std::max(in.max_abs[which], std::fabs(v));
   };
   auto read = [&](const view_cfg& v, std::vector<double>& out, int which) {
@@ -596,7 +598,8 @@ truth truth_dyt(const case_cfg& c, const inputs& in) {
     finding("reference refused");
   const bool ovf_dx = Mdy * Mg >= cmax / 4 || Mdy * Mg * Ma >= cmax / 4;
   const bool ovf_cols = (double(rows) * Mdy + Mp) >= cmax / 4;
-  const bool ovf_alpha = double(n) * double(rows) * Mx * Mdy * Mg + Mp >= cmax / 4;
+  // dalpha sums x g with g = dy gamma (1 - t^2): once dy gamma overflows, x = 0 gives 0 * Inf = NaN.
+  const bool ovf_alpha = ovf_dx || double(n) * double(rows) * Mx * Mdy * Mg + Mp >= cmax / 4;
   double dalpha_scale = 0;
   for (index_t j = 0; j < n; ++j) {
     double dgamma_scale = 0, dbeta_scale = 0;
