@@ -152,9 +152,26 @@ struct region {
 
 inline bool ranges_intersect(const region& a, const region& b) { return a.base < b.end() && b.base < a.end(); }
 
-// Whether any byte of a is a byte of b (rows of both are enumerated: sizes here are small).
+// floor(p / q) and ceil(p / q) for q > 0, in 128 bits (no overflow for any 64-bit operands).
+inline __int128 floor_div(__int128 p, __int128 q) { return p >= 0 ? p / q : -((-p + q - 1) / q); }
+inline __int128 ceil_div(__int128 p, __int128 q) { return -floor_div(-p, q); }
+
+// Whether any byte of a is a byte of b. Views of one element size and stride,
+// d elements apart: rows r of a and r' of b share an element iff some
+// k = r - r' in [-(rows_b - 1), rows_a - 1] has k s - d in [-(cols_a - 1), cols_b - 1],
+// i.e. k in [ceil((d - cols_a + 1) / s), floor((d + cols_b - 1) / s)]: a closed
+// form, exact for any row count (the injected errors make views of 2^61 rows).
+// Otherwise rows are enumerated (small: accepted calls only have sane views).
 inline bool bytes_overlap(const region& a, const region& b) {
   if (!ranges_intersect(a, b)) return false;
+  const std::intptr_t delta = std::intptr_t(b.base - a.base);
+  if (a.elem == b.elem && a.stride == b.stride && delta % std::intptr_t(a.elem) == 0) {
+    const __int128 s = a.stride, d = delta / std::intptr_t(a.elem);
+    const __int128 lo = std::max<__int128>(ceil_div(d - (a.cols - 1), s), -(__int128(b.rows) - 1));
+    const __int128 hi = std::min<__int128>(floor_div(d + (b.cols - 1), s), __int128(a.rows) - 1);
+    return lo <= hi;
+  }
+  if (double(a.rows) * double(b.rows) > 1e7) return true;  // unreachable for accepted calls; conservative
   for (index_t i = 0; i < a.rows; ++i) {
     const std::uintptr_t a0 = a.base + std::uintptr_t(i * a.stride * index_t(a.elem)), a1 = a0 + std::uintptr_t(a.cols * index_t(a.elem));
     for (index_t k = 0; k < b.rows; ++k) {
