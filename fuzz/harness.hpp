@@ -356,9 +356,11 @@ struct case_runner {
         continue;
       }
       const double m = std::max(std::fabs(g), std::fabs(want));
-      const double b = bound(e, i, g, false) + unit_roundoff<C>() * m + store_error(m, true) + store_error(m, true);
+      // The sum's error (its bound), one rounding in C, one store to T, and
+      // the rounding of `want` itself in double (it matters for double T).
+      const double b = bound(e, i, g, false) + unit_roundoff<C>() * m + 2 * store_error(m, true) + 0x1p-53 * m;
       if (!(std::fabs(g - want) <= b))
-        finding("%s[%zu]: accumulate gave %.9g, prior + reference %.17g, bound %.3g", what, i, g, want, b);
+        finding("%s[%zu]: accumulate gave %.17g, prior %.17g + reference %.17g = %.17g, bound %.3g", what, i, g, prior[i], e.ref[i], want, b);
     }
   }
 

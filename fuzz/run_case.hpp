@@ -662,21 +662,25 @@ truth truth_norm(const case_cfg& c, const inputs& in, bool rms) {
   // (LayerNorm), the underflow zone, and how large the quantities the compute
   // type must hold can get.
   //
-  // The CPU LayerNorm centres its first sweep on the row's first value x0
-  // (ops/layer_norm.hpp, Robust): mean = fl(x0 + fl(sum fl(x - x0)) / n) is
-  // within (n + 1) u mean|x - x0| + u |mean| of the true mean. The tests'
-  // derivations (which assume the uncentred (n + 1) u mean|x|) carry over with
-  // mean|x| replaced by mean|x - x0| + |mean| and n by n + 2 wherever it
-  // multiplies m1.
+  // The CPU LayerNorm (ops/layer_norm.hpp, Robust) keeps the plain two-pass
+  // mean, within (n + 1) u mean|x| of the true one, except for rows of tiny
+  // variance, whose sweeps it centres on the row's first value x0:
+  // fl(x0 + fl(sum fl(x - x0)) / n) is within (n + 1) u mean|x - x0| + u |mean|.
+  // Both are within (n + 2) u max(mean|x|, mean|x - x0| + |mean|), so the
+  // tests' derivations carry over with mean|x| replaced by that max and n by
+  // n + 2 wherever it multiplies m1.
   std::vector<double> m1(static_cast<std::size_t>(rows), 0.0), mean_abs(static_cast<std::size_t>(rows), 0.0);
   std::vector<unsigned char> zone(static_cast<std::size_t>(rows), 0);
   bool any_zone = false;
   double rmax = 0;
   for (index_t r = 0; r < rows; ++r) {
     const double x0 = in.x[std::size_t(r * n)];
-    for (index_t j = 0; j < n; ++j)
-      mean_abs[std::size_t(r)] += (rms ? std::fabs(in.x[std::size_t(r * n + j)]) : std::fabs(in.x[std::size_t(r * n + j)] - x0)) / nd;
-    if (!rms) mean_abs[std::size_t(r)] += std::fabs(mean[std::size_t(r)]);
+    double plain = 0, centred = 0;
+    for (index_t j = 0; j < n; ++j) {
+      plain += std::fabs(in.x[std::size_t(r * n + j)]) / nd;
+      centred += std::fabs(in.x[std::size_t(r * n + j)] - x0) / nd;
+    }
+    mean_abs[std::size_t(r)] = rms ? plain : std::max(plain, centred + std::fabs(mean[std::size_t(r)]));
     const double rs = rstd[std::size_t(r)];
     m1[std::size_t(r)] = rms ? 0 : rs * mean_abs[std::size_t(r)];
     zone[std::size_t(r)] = !(rs <= zone_rstd<C>());  // NaN rstd (a NaN input) is not a zone row
@@ -712,7 +716,7 @@ truth truth_norm(const case_cfg& c, const inputs& in, bool rms) {
           t.y.set(i, rho + 4, sc, rel_extra(r) * sc + 16 * tiny * (1 + std::fabs(w(j))));
         }
       } else {
-        // mean: k = n + 2, scale mean|x - x0| + |mean|; rstd: k = rho0 + 1 + rho1 u with
+        // mean: k = n + 2, scale max(mean|x|, mean|x - x0| + |mean|); rstd: k = rho0 + 1 + rho1 u with
         // rho0 = n/2 + 4.5, rho1 = ((n + 2) m1)^2 / 2; y: k = max(n + 2, rho0 + 4) + 1 + rho1 u,
         // scale |gamma| (|xh| + m1) + |beta| (test_forward.cpp, layer_norm_truth, centred as above).
         const double rho0 = nd / 2 + 4.5, rho1 = (nd + 2) * (nd + 2) * m1[ri] * m1[ri] / 2;

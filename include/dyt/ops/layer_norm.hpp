@@ -11,11 +11,13 @@
 // A row of a few thousand columns stays in L1/L2 between the sweeps.
 //
 // Robust = true, what the CPU layers run (docs/numerics.md):
-//  - the first sweep is centred on the row's first value, mean = x0 + sum(x - x0) / n,
-//    so the mean's error is at most about n u mean|x - x0| <= n u (sqrt(n) + 1) sigma,
-//    whatever |mean| is (uncentred, n u |mean| can dwarf sigma: a constant row
-//    of 10000.3 gave y = +-gamma + beta), and a row of equal values has
-//    mean = x exactly, var = 0 and y = beta exactly;
+//  - a row whose variance is within what the uncentred mean's own rounding
+//    error ((n + 2) u |mean|, squared) can produce takes its sweeps again
+//    centred on its first value, mean = x0 + sum(x - x0) / n: that mean's error
+//    is at most about n u mean|x - x0| <= n u (sqrt(n) + 1) sigma, whatever
+//    |mean| is (uncentred, a constant row of 10000.3 gave y = +-gamma + beta),
+//    and a row of equal values gets mean = x exactly, var = 0 and y = beta
+//    exactly. Every other row keeps the plain two-pass result, bit for bit;
 //  - a row whose sums overflow the compute type is rescued (rescue.hpp): its
 //    moments are taken again on x * s, s = wide_scale, and rows with
 //    rstd < s (a spread above 1 / s) form xh = (x s - mean s)(rstd / s),
@@ -34,20 +36,20 @@ namespace ops {
 struct layer_norm_math {
   template <bool Robust = false, class Engine, class T, class C>
   DYT_HOST_DEVICE static void moments(const Engine& eng, const T* x, C eps, C& mean, C& rstd) {
+    const C n = C(eng.cols);
+    mean = eng.sum([&](const auto& at) { return at.load(x); }) / n;
+    const C m = mean;
+    const C var = eng.sum([&](const auto& at) {
+      auto d = at.load(x) - m;
+      return decltype(d)(d * d);
+    }) / n;
+    rstd = C(1) / lanes<C>::sqrt(var + eps);
     if constexpr (Robust) {
-      centred_moments<false>(eng, x, eps, mean, rstd);
+      const C t = (n + C(2)) * unit_roundoff<C>() * m;
       // rstd is 0 when var overflowed, NaN when the mean did (or when x holds
       // a NaN or an infinity, which the scaled sweeps turn into NaN again).
       if (!(rstd > C(0))) centred_moments<true>(eng, x, eps, mean, rstd);
-    } else {
-      const C n = C(eng.cols);
-      mean = eng.sum([&](const auto& at) { return at.load(x); }) / n;
-      const C m = mean;
-      const C var = eng.sum([&](const auto& at) {
-        auto d = at.load(x) - m;
-        return decltype(d)(d * d);
-      }) / n;
-      rstd = C(1) / lanes<C>::sqrt(var + eps);
+      else if (var <= C(4) * t * t) centred_moments<false>(eng, x, eps, mean, rstd);
     }
   }
 

@@ -28,6 +28,13 @@ DYT_HOST_DEVICE constexpr C wide_scale() {
   else return C(0x1p-88f);
 }
 
+// The unit roundoff of C: 2^-24 in float, 2^-53 in double.
+template <class C>
+DYT_HOST_DEVICE constexpr C unit_roundoff() {
+  if constexpr (sizeof(C) == 8) return C(0x1p-53);
+  else return C(0x1p-24f);
+}
+
 // The largest finite value of C (float or double), without <limits> (device code).
 template <class C>
 DYT_HOST_DEVICE constexpr C largest() {
