@@ -12,6 +12,8 @@
 // JSON). Inputs are random (never zeros). Where one set of buffers fits in L2
 // several times over, launches rotate through enough sets to cover 3x the L2.
 // Backward uses saved statistics (as training does) and a workspace passed in.
+// The fused residual add (forward_residual, backward_residual) runs beside an
+// unfused add-then-layer pair and a copy of its 4 tensors' bytes.
 #include <benchmark/benchmark.h>
 #include <cuda_runtime.h>
 
@@ -159,6 +161,15 @@ struct dyt_bench {
                               dyt::rows_view<T> dx, params<T>& p, const float*, const float*, dyt::device_workspace ws) {
     return l.backward(x, dy, dx, grads(p), nullptr, dyt::grad_mode::overwrite, ws);
   }
+  static dyt::status forward_residual(const layer_t& l, dyt::rows_view<const T> x, dyt::rows_view<T> h,
+                                      dyt::rows_view<T> y) {
+    return l.forward_residual(x, h, y, nullptr);
+  }
+  static dyt::status backward_residual(const layer_t& l, dyt::rows_view<const T> h, dyt::rows_view<const T> dy,
+                                       dyt::rows_view<const T> dh, dyt::rows_view<T> dx, params<T>& p, const float*,
+                                       const float*, dyt::device_workspace ws) {
+    return l.backward_residual(h, dy, dh, dx, grads(p), nullptr, dyt::grad_mode::overwrite, ws);
+  }
 };
 template <class T>
 struct ln_bench {
@@ -173,6 +184,16 @@ struct ln_bench {
                               dyt::device_workspace ws) {
     return l.backward(x, dy, dx, {p.dgamma.p, p.dbeta.p}, nullptr, dyt::grad_mode::overwrite, {mean, rstd}, ws);
   }
+  static dyt::status forward_residual(const layer_t& l, dyt::rows_view<const T> x, dyt::rows_view<T> h,
+                                      dyt::rows_view<T> y) {
+    return l.forward_residual(x, h, y, nullptr);
+  }
+  static dyt::status backward_residual(const layer_t& l, dyt::rows_view<const T> h, dyt::rows_view<const T> dy,
+                                       dyt::rows_view<const T> dh, dyt::rows_view<T> dx, params<T>& p,
+                                       const float* mean, const float* rstd, dyt::device_workspace ws) {
+    return l.backward_residual(h, dy, dh, dx, {p.dgamma.p, p.dbeta.p}, nullptr, dyt::grad_mode::overwrite,
+                               {mean, rstd}, ws);
+  }
 };
 template <class T>
 struct rms_bench {
@@ -185,6 +206,15 @@ struct rms_bench {
                               dyt::rows_view<T> dx, params<T>& p, const float*, const float* rstd,
                               dyt::device_workspace ws) {
     return l.backward(x, dy, dx, {p.dgamma.p}, nullptr, dyt::grad_mode::overwrite, {nullptr, rstd}, ws);
+  }
+  static dyt::status forward_residual(const layer_t& l, dyt::rows_view<const T> x, dyt::rows_view<T> h,
+                                      dyt::rows_view<T> y) {
+    return l.forward_residual(x, h, y, nullptr);
+  }
+  static dyt::status backward_residual(const layer_t& l, dyt::rows_view<const T> h, dyt::rows_view<const T> dy,
+                                       dyt::rows_view<const T> dh, dyt::rows_view<T> dx, params<T>& p, const float*,
+                                       const float* rstd, dyt::device_workspace ws) {
+    return l.backward_residual(h, dy, dh, dx, {p.dgamma.p}, nullptr, dyt::grad_mode::overwrite, {nullptr, rstd}, ws);
   }
 };
 
@@ -226,10 +256,104 @@ void bm_backward(benchmark::State& state, index_t m, index_t n) {
   report(state, 3.0 * double(elems * sizeof(T)));
 }
 
+// ---- The fused residual add (issue 6) ---------------------------------------------------
+// forward_residual moves 4 tensors (read x and the residual, write the new
+// residual and y), backward_residual 4 (read h, dy and dh, write dx); the copy
+// baseline "copy/res" moves as many bytes. The unfused pair is what a user
+// writes without it: an element-wise add kernel, then the layer (forward:
+// h = x + residual in place, then forward(h); backward: backward, then
+// dx += dh), measured here with the same bytes counted, so its GB/s compares
+// as time.
+template <class T>
+__global__ void add_rows(T* out, const T* in, index_t n) {
+  for (index_t i = index_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += index_t(gridDim.x) * blockDim.x)
+    out[i] = T(float(out[i]) + float(in[i]));
+}
+template <>
+__global__ void add_rows<__nv_bfloat16>(__nv_bfloat16* out, const __nv_bfloat16* in, index_t n) {
+  // Two values a thread (bfloat162), as PyTorch's vectorized add does at least.
+  const index_t pairs = n / 2;
+  auto* o2 = reinterpret_cast<__nv_bfloat162*>(out);
+  const auto* i2 = reinterpret_cast<const __nv_bfloat162*>(in);
+  for (index_t i = index_t(blockIdx.x) * blockDim.x + threadIdx.x; i < pairs; i += index_t(gridDim.x) * blockDim.x)
+    o2[i] = __hadd2(o2[i], i2[i]);
+  if (n % 2 && blockIdx.x == 0 && threadIdx.x == 0) out[n - 1] = __hadd(out[n - 1], in[n - 1]);
+}
+template <class T>
+void add_into(T* out, const T* in, index_t n) {
+  int sms = 0, dev = 0;
+  check(cudaGetDevice(&dev), "cudaGetDevice");
+  check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev), "SM count");
+  add_rows<T><<<unsigned(sms * 8), 256>>>(out, in, n);
+}
+
+template <class L, class T>
+void bm_forward_residual(benchmark::State& state, index_t m, index_t n, bool fused) {
+  const std::size_t elems = std::size_t(m) * std::size_t(n);
+  const index_t sets = rotation(3 * elems * sizeof(T));
+  device_array<T> x(elems * std::size_t(sets)), res(elems * std::size_t(sets)), y(elems * std::size_t(sets));
+  fill(x.p, index_t(elems) * sets, 1);
+  fill(res.p, index_t(elems) * sets, 3);
+  params<T> p(n);
+  const auto layer = L::make(p, n);
+  timed_loop(state, sets, [&](index_t s) {
+    const std::size_t o = std::size_t(s) * elems;
+    if (fused) {
+      check_ok(L::forward_residual(layer, {x.p + o, m, n}, {res.p + o, m, n}, {y.p + o, m, n}));
+    } else {
+      add_into(res.p + o, x.p + o, index_t(elems));
+      check_ok(L::forward(layer, {res.p + o, m, n}, {y.p + o, m, n}, nullptr, nullptr));
+    }
+  });
+  report(state, 4.0 * double(elems * sizeof(T)));
+}
+
+template <class L, class T>
+void bm_backward_residual(benchmark::State& state, index_t m, index_t n, bool fused) {
+  const std::size_t elems = std::size_t(m) * std::size_t(n);
+  const index_t sets = rotation(4 * elems * sizeof(T));
+  device_array<T> h(elems * std::size_t(sets)), dy(elems * std::size_t(sets)), dh(elems * std::size_t(sets)),
+      dx(elems * std::size_t(sets));
+  device_array<float> mean(std::size_t(m) * std::size_t(sets)), rstd(std::size_t(m) * std::size_t(sets));
+  fill(h.p, index_t(elems) * sets, 1);
+  fill(dy.p, index_t(elems) * sets, 2);
+  fill(dh.p, index_t(elems) * sets, 4);
+  params<T> p(n);
+  const auto layer = L::make(p, n);
+  for (index_t s = 0; s < sets; ++s)
+    check_ok(L::forward(layer, {h.p + std::size_t(s) * elems, m, n}, {dx.p + std::size_t(s) * elems, m, n},
+                     mean.p + s * m, rstd.p + s * m));
+  const std::size_t ws_bytes = layer.workspace_bytes(m);
+  device_array<unsigned char> ws(ws_bytes);
+  timed_loop(state, sets, [&](index_t s) {
+    const std::size_t o = std::size_t(s) * elems;
+    if (fused) {
+      check_ok(L::backward_residual(layer, {h.p + o, m, n}, {dy.p + o, m, n}, {dh.p + o, m, n}, {dx.p + o, m, n}, p,
+                                    mean.p + s * m, rstd.p + s * m, {ws.p, ws_bytes}));
+    } else {
+      check_ok(L::backward(layer, {h.p + o, m, n}, {dy.p + o, m, n}, {dx.p + o, m, n}, p, mean.p + s * m,
+                           rstd.p + s * m, {ws.p, ws_bytes}));
+      add_into(dx.p + o, dh.p + o, index_t(elems));
+    }
+  });
+  report(state, 4.0 * double(elems * sizeof(T)));
+}
+
 struct shape {
   index_t m, n;
 };
 const shape kShapes[] = {{1, 4096}, {32, 4096}, {4096, 4096}, {16384, 4096}, {16384, 8192}, {50432, 768}};
+
+template <class L, class T, class Reg>
+void register_residual(const Reg& reg, const char* layer, const char* tname, const std::string& dims, index_t m,
+                       index_t n) {
+  const std::string at = std::string("/") + tname + "/" + dims;
+  for (bool fused : {true, false}) {
+    const std::string tail = fused ? "" : "-unfused";
+    reg(layer + ("/fwdres" + tail) + at, [=](benchmark::State& st) { bm_forward_residual<L, T>(st, m, n, fused); });
+    reg(layer + ("/bwdres" + tail) + at, [=](benchmark::State& st) { bm_backward_residual<L, T>(st, m, n, fused); });
+  }
+}
 
 template <class T>
 void register_type(const char* tname) {
@@ -247,6 +371,11 @@ void register_type(const char* tname) {
     reg(std::string("LayerNorm/bwd/") + tname + "/" + dims, [=](benchmark::State& st) { bm_backward<ln_bench<T>, T>(st, m, n); });
     reg(std::string("RMSNorm/fwd/") + tname + "/" + dims, [=](benchmark::State& st) { bm_forward<rms_bench<T>, T>(st, m, n); });
     reg(std::string("RMSNorm/bwd/") + tname + "/" + dims, [=](benchmark::State& st) { bm_backward<rms_bench<T>, T>(st, m, n); });
+    // The fused residual add: ours fused ("fwdres"/"bwdres"), ours unfused ("...-unfused"), copy of the same bytes.
+    reg("copy/res/" + std::string(tname) + "/" + dims, [=](benchmark::State& st) { bm_copy<T>(st, m, n, 4); });
+    register_residual<dyt_bench<T>, T>(reg, "DyT", tname, dims, m, n);
+    register_residual<ln_bench<T>, T>(reg, "LayerNorm", tname, dims, m, n);
+    register_residual<rms_bench<T>, T>(reg, "RMSNorm", tname, dims, m, n);
   }
 }
 

@@ -28,6 +28,56 @@ def load_bench(path):
     return out, data.get("context", {})
 
 
+RESIDUAL_TARGET = 0.85
+
+
+def residual_table(ours, peers, misses):
+    """The fused residual add (issue 6): ours fused against the copy of the
+    same 4 tensors' bytes, our own unfused pair (add kernel, then the layer)
+    and PyTorch's pair (eager, and through torch.compile), all as times."""
+    rows = []
+    for layer in ("DyT", "LayerNorm", "RMSNorm"):
+        for d in ("fwdres", "bwdres"):
+            for dt in ("f32", "bf16"):
+                for shape in ("1x4096", "32x4096", "4096x4096", "16384x4096", "16384x8192", "50432x768"):
+                    key = f"{layer}/{d}/{dt}/{shape}"
+                    if key not in ours:
+                        continue
+                    o = ours[key]
+                    c = ours.get(f"copy/res/{dt}/{shape}")
+                    u = ours.get(f"{layer}/{d}-unfused/{dt}/{shape}")
+                    gbs = o["bytes"] / o["secs"] / 1e9
+                    ratio = gbs / (c["bytes"] / c["secs"] / 1e9) if c else float("nan")
+                    m, n = (int(v) for v in shape.split("x"))
+                    cands = {r["peer"]: r for r in peers["rows"] if r["layer"] == layer and r["dir"] == d
+                             and r["dtype"] == dt and r["m"] == m and r["n"] == n}
+                    big = m >= 4096
+                    if big and ratio < RESIDUAL_TARGET:
+                        misses.append(f"{key}: {ratio:.3f} of copy < {RESIDUAL_TARGET}")
+                    for peer, r in cands.items():
+                        if r["ms"] * 1e-3 < o["secs"]:
+                            misses.append(f"{key}: slower than {peer}'s pair ({o['secs'] * 1e6:.1f} > {r['ms'] * 1e3:.1f} us)")
+
+                    def vs(secs):
+                        return f"{secs * 1e6:.1f} ({secs / o['secs']:.2f}x)" if secs else "-"
+
+                    rows.append(f"| {layer} | {d} | {dt} | {shape} | {o['secs'] * 1e6:.1f} | {ratio:.3f} | "
+                                f"{'>= %.2f' % RESIDUAL_TARGET if big else 'report'} | {vs(u['secs'] if u else None)} | "
+                                f"{vs(cands['eager']['ms'] * 1e-3 if 'eager' in cands else None)} | "
+                                f"{vs(cands['compile']['ms'] * 1e-3 if 'compile' in cands else None)} |")
+    if not rows:
+        return
+    print()
+    print("Fused residual add + layer (bytes of one pass: 4 tensors; other columns: time in us, and "
+          "its ratio to ours fused)")
+    print()
+    print("| layer | dir | dtype | M x N | ours fused us | ours/copy | target | ours unfused | torch eager pair | "
+          "torch.compile pair |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(r)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("bench")
@@ -77,6 +127,7 @@ def main():
                           f"{'>= %.2f' % target if target else 'report'} | "
                           f"{('%s %.0f' % (best['peer'], best['gbs'])) if best else '-'} | "
                           f"{('%.2fx' % (gbs / best['gbs'])) if best else '-'} | {o['secs'] * 1e6:.1f}{extra} |")
+    residual_table(ours, peers, misses)
     print()
     if misses:
         print("Targets missed:")

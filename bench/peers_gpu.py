@@ -8,11 +8,15 @@ under torch.no_grad(), backward as torch.autograd.grad of a graph built once
 (gradients of x and of every parameter). Times are triton.testing.do_bench
 medians; bytes are counted as in bench_cuda.cu (forward: x + y; backward:
 x + dy + dx). A `copy` row (x.clone(), forward's bytes) gives PyTorch's own roofline.
+At >= 4096 rows, also PyTorch's unfused residual pair (h = x + r, then the layer;
+eager and torch.compile), the peer of our fused residual add
+(DYT_PEERS_RESIDUAL=0 skips it).
 
     python3 bench/peers_gpu.py --out peers.json
 """
 import argparse
 import json
+import os
 import sys
 
 import torch
@@ -43,6 +47,43 @@ def liger():
 
 def dyt_eager(x, alpha, gamma, beta):
     return gamma * torch.tanh(alpha * x) + beta
+
+
+def residual_pairs(dev, dname, dt, m, n, record):
+    """PyTorch's unfused residual pair, h = x + r then the layer on h, eager and
+    through torch.compile (which may fuse the two), forward and backward
+    (gradient of x, dh + the layer's dx, and of every parameter, given dy on y
+    and dh on h). Layers as in the main loop; bytes as bench_cuda counts the
+    fused call's (4 tensors)."""
+    torch.manual_seed(m * 11 + n)
+    x = torch.randn(m, n, device=dev, dtype=dt, requires_grad=True)
+    r = torch.randn(m, n, device=dev, dtype=dt)
+    dy = torch.randn(m, n, device=dev, dtype=dt)
+    dh = torch.randn(m, n, device=dev, dtype=dt)
+    w = (1 + 0.1 * torch.randn(n, device=dev, dtype=dt)).requires_grad_()
+    b = (0.1 * torch.randn(n, device=dev, dtype=dt)).requires_grad_()
+    alpha = torch.tensor(0.5, device=dev, dtype=dt, requires_grad=True)
+    nbytes = 4 * m * n * x.element_size()
+    layers = {
+        "LayerNorm": (lambda h: F.layer_norm(h, (n,), w, b, 1e-5), (w, b)),
+        "RMSNorm": (lambda h: F.rms_norm(h, (n,), w, 1e-6), (w,)),
+        "DyT": (lambda h: dyt_eager(h, alpha, w, b), (alpha, w, b)),
+    }
+    for layer, (norm, params) in layers.items():
+        def pair(t, res):
+            h = t + res
+            return h, norm(h)
+
+        for peer, fn in (("eager", pair), ("compile", torch.compile(pair, dynamic=False))):
+            with torch.no_grad():
+                record(peer, layer, "fwdres", dname, m, n, median_ms(lambda: fn(x, r)), nbytes)
+            h, y = fn(x, r)
+            inputs = (x,) + tuple(params)
+            record(peer, layer, "bwdres", dname, m, n,
+                   median_ms(lambda: torch.autograd.grad((y, h), inputs, (dy, dh), retain_graph=True)), nbytes)
+            del h, y
+    del x, r, dy, dh, w, b, alpha
+    torch.cuda.empty_cache()
 
 
 def main():
@@ -96,6 +137,8 @@ def main():
                     fwd_bwd("liger", "DyT", d, tuple(d.parameters()))
             del x, dy, w, b, alpha
             torch.cuda.empty_cache()
+            if m >= 4096 and os.environ.get("DYT_PEERS_RESIDUAL", "1") != "0":
+                residual_pairs(dev, dname, dt, m, n, record)
 
     with open(args.out, "w") as f:
         json.dump(dict(device=torch.cuda.get_device_name(), torch=torch.__version__, rows=rows), f, indent=1)

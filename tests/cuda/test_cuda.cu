@@ -7,8 +7,9 @@
 // warp, block and loop paths, vector and one-column accesses), with dense,
 // strided and misaligned views; in place; NaN and Inf; refused arguments
 // (same code and message as the CPU layer, nothing written); two runs
-// bit-identical; both tanh policies; the device functors; and one tensor of
-// more than 2^31 elements.
+// bit-identical; both tanh policies; the device functors; the fused residual
+// add (forward_residual, backward_residual); and one tensor of more than 2^31
+// elements.
 //
 // Bounds: truth.hpp (the CPU tests' derivations, valid for any summation order)
 // with each tanh policy's error in float ulp: tanhf within 2 ulp (CUDA C
@@ -541,6 +542,208 @@ TEST_CASE_TEMPLATE("Device functors: warp LayerNorm, block RMSNorm and the DyT e
     // dyt_functor: p.x drawn for LayerNorm is within the DyT bounds' assumptions too (any x).
     check_cuda<T>("dyt_functor", yd, fwd::dyt_truth(p, fwd::kDytVariants[0], policy_ulps<dyt::default_tanh_t<T>>).y);
   }
+}
+
+// ---- The fused residual add ------------------------------------------------------------------
+// forward_residual: the new residual is round_T(float(x) + float(residual))
+// bit for bit (the kernels add in float and round once, as an add kernel
+// stores), and y is bit for bit the plain forward's y on that residual (the
+// same launch shape, since every view here shares one layout, and the same
+// row math on the same values). backward_residual: dx = dh + the layer's dx,
+// rounded once, so it is held to the backward truth plus dh with one more
+// rounding of the float sum (as `shifted` does for accumulated gradients);
+// the parameter gradients to the backward truth.
+namespace {
+
+template <class Kit, class T>
+dyt::status forward_residual_call(const typename Kit::layer_t& l, dyt::rows_view<const T> x, dyt::rows_view<T> h,
+                                  dyt::rows_view<T> y, float* mean, float* rstd) {
+  if constexpr (Kit::stats) return l.forward_residual(x, h, y, {mean, rstd}, nullptr);
+  else return l.forward_residual(x, h, y, nullptr);
+}
+
+template <class Kit, class T>
+dyt::status backward_residual_call(const typename Kit::layer_t& l, dyt::rows_view<const T> h,
+                                   dyt::rows_view<const T> dy, dyt::rows_view<const T> dh, dyt::rows_view<T> dx,
+                                   T* const* gp, const float* mean, const float* rstd) {
+  typename Kit::layer_t::gradients g;
+  if constexpr (Kit::kind == layer_kind::dyt) {
+    g.dgamma = gp[0];
+    g.dbeta = gp[1];
+    g.dalpha = gp[2];
+    return l.backward_residual(h, dy, dh, dx, g, nullptr);
+  } else if constexpr (Kit::kind == layer_kind::layer_norm) {
+    g.dgamma = gp[0];
+    g.dbeta = gp[1];
+    return l.backward_residual(h, dy, dh, dx, g, nullptr, grad_mode::overwrite, {mean, rstd});
+  } else {
+    g.dgamma = gp[0];
+    return l.backward_residual(h, dy, dh, dx, g, nullptr, grad_mode::overwrite, {nullptr, rstd});
+  }
+}
+
+template <class Kit, class T>
+void run_residual_case(const char* test, shape_case s, layout lay) {
+  rng g(seed_for(test, std::uint64_t(s.rows * 100003 + s.cols), std::uint64_t(lay.pad + lay.misaligned)));
+  problem<T> p(Kit::kind, s.rows, s.cols, lay, g);  // x, dy and the parameters
+  problem<T> q(Kit::kind, s.rows, s.cols, lay, g);  // q.x: the residual stream; q.dy: dh
+  INFO(std::string(test) << ": " << tname<T>() << ", " << s.rows << " x " << s.cols << ", " << describe(lay)
+                         << ", base seed " << base_seed());
+  device_problem<T> d(p);
+  const auto layer = Kit::make(d, 0);
+  const bool with_mean = Kit::kind == layer_kind::layer_norm;
+
+  // Forward: residual <- x + residual, y = layer(residual).
+  guarded<T> h_want(q.x);
+  for (index_t r = 0; r < s.rows; ++r)
+    for (index_t c = 0; c < s.cols; ++c) h_want.set(r, c, double(float(p.x.get(r, c)) + float(q.x.get(r, c))));
+  mirror<T> h(q.x);
+  guarded<T> y(s.rows, s.cols, lay), h_got(s.rows, s.cols, lay);
+  mirror<T> dy_fused(y);
+  dfloats mean(s.rows), rstd(s.rows);
+  REQUIRE(forward_residual_call<Kit, T>(layer, d.x.cview(), h.view(), dy_fused.view(), with_mean ? mean.p : nullptr,
+                                        Kit::stats ? rstd.p : nullptr)
+              .ok());
+  h.download(h_got);
+  dy_fused.download(y);
+  CHECK_MESSAGE(h_got.canaries_intact(), "residual: wrote outside its view");
+  CHECK_MESSAGE(h_got.same_bits_as(h_want), "residual: " << h_got.difference_from(h_want));
+  {
+    mirror<T> h_plain(h_want);
+    guarded<T> y_plain(s.rows, s.cols, lay);
+    mirror<T> dy_plain(y_plain);
+    dfloats mean2(s.rows), rstd2(s.rows);
+    using has_stats = std::integral_constant<bool, Kit::stats>;
+    REQUIRE(forward_call(layer, h_plain.cview(), dy_plain.view(), with_mean ? mean2.p : nullptr,
+                         Kit::stats ? rstd2.p : nullptr, has_stats())
+                .ok());
+    dy_plain.download(y_plain);
+    CHECK_MESSAGE(y.canaries_intact(), "y: wrote outside its view");
+    CHECK_MESSAGE(y.same_bits_as(y_plain), "y against the unfused pair: " << y.difference_from(y_plain));
+    if (Kit::stats) {
+      CHECK(rstd.get().same_bits_as(rstd2.get()));
+      if (with_mean) CHECK(mean.get().same_bits_as(mean2.get()));
+    }
+  }
+  // y == x in place: the same bits.
+  {
+    mirror<T> xy(p.x), h2(q.x);
+    REQUIRE(forward_residual_call<Kit, T>(layer, xy.cview(), h2.view(), xy.view(), nullptr, nullptr).ok());
+    guarded<T> y2(s.rows, s.cols, lay), h3(s.rows, s.cols, lay);
+    xy.download(y2);
+    h2.download(h3);
+    CHECK_MESSAGE(y2.same_bits_as(y), "y == x: " << y2.difference_from(y));
+    CHECK(h3.same_bits_as(h_want));
+  }
+
+  // Backward on h = p.x with dh = q.dy, dx == dh in place, saved statistics
+  // from the plain forward on p.x.
+  const bwd::backward_truth bt = Kit::btruth(p, 0);
+  expected_output want_dx = bt.dx;
+  for (index_t r = 0; r < s.rows; ++r)
+    for (index_t c = 0; c < s.cols; ++c) {
+      const double dh = q.dy.get(r, c);
+      const std::size_t i = std::size_t(r * s.cols + c);
+      want_dx.ref.v[i] += dh;
+      want_dx.set_bound(r, c, bt.dx.k0(r, c) + 1, bt.dx.scale(r, c) + std::fabs(dh), bt.dx.k1(r, c));
+    }
+  dfloats smean(s.rows), srstd(s.rows);
+  if (Kit::stats) {
+    guarded<T> scratch(s.rows, s.cols, lay);
+    mirror<T> dscratch(scratch);
+    using has_stats = std::integral_constant<bool, Kit::stats>;
+    REQUIRE(forward_call(layer, d.x.cview(), dscratch.view(), with_mean ? smean.p : nullptr, srstd.p, has_stats()).ok());
+  }
+  guarded<T> gr[3] = {guarded<T>(1, s.cols, lay), guarded<T>(1, s.cols, lay), guarded<T>(1, 1, lay)};
+  mirror<T> dg0(gr[0]), dg1(gr[1]), dg2(gr[2]);
+  T* const gp[3] = {bt.grads & 1u ? dg0.data() : nullptr, bt.grads & 2u ? dg1.data() : nullptr,
+                    bt.grads & 4u ? dg2.data() : nullptr};
+  for (int saved = 0; saved < 2; ++saved) {
+    if (saved && !Kit::stats) break;
+    mirror<T> dhx(q.dy);
+    REQUIRE(backward_residual_call<Kit, T>(layer, d.x.cview(), d.dy.cview(), dhx.cview(), dhx.view(), gp,
+                                           saved && with_mean ? smean.p : nullptr, saved ? srstd.p : nullptr)
+                .ok());
+    guarded<T> dx(s.rows, s.cols, lay);
+    dhx.download(dx);
+    check_cuda<T>(saved ? "dh + dx (saved statistics, dx == dh)" : "dh + dx (dx == dh)", dx, want_dx);
+    mirror<T>* dgs[3] = {&dg0, &dg1, &dg2};
+    for (int i = 0; i < 3; ++i)
+      if (bt.grads & (1u << i)) {
+        dgs[i]->download(gr[i]);
+        check_cuda<T>(bwd::kGradNames[i] + " (backward_residual)", gr[i], bt.grad[i]);
+      }
+  }
+  // dx out of place, beside dh (which stays as it was).
+  {
+    mirror<T> dh(q.dy);
+    guarded<T> dx(s.rows, s.cols, lay), dh_after(s.rows, s.cols, lay);
+    mirror<T> ddx(dx);
+    REQUIRE(backward_residual_call<Kit, T>(layer, d.x.cview(), d.dy.cview(), dh.cview(), ddx.view(), gp, nullptr,
+                                           nullptr)
+                .ok());
+    ddx.download(dx);
+    dh.download(dh_after);
+    check_cuda<T>("dh + dx (out of place)", dx, want_dx);
+    CHECK(dh_after.same_bits_as(q.dy));
+  }
+}
+
+template <class Kit, class T>
+void run_residual(const char* test) {
+  for (const shape_case& s : shapes())
+    for (const layout& lay : kGpuLayouts) run_residual_case<Kit, T>(test, s, lay);
+}
+
+}  // namespace
+
+TEST_CASE_TEMPLATE("Fused residual add on CUDA: DyT", T, float, bf16, __half) {
+  run_residual<dyt_kit<T, dyt::default_tanh_t<T>>, T>("residual DyT");
+}
+TEST_CASE_TEMPLATE("Fused residual add on CUDA: LayerNorm", T, float, bf16, __half) {
+  run_residual<ln_kit<T>, T>("residual LayerNorm");
+}
+TEST_CASE_TEMPLATE("Fused residual add on CUDA: RMSNorm", T, float, bf16, __half) {
+  run_residual<rms_kit<T>, T>("residual RMSNorm");
+}
+
+TEST_CASE("Fused residual add on CUDA: refusals match the CPU layer's, and nothing is written") {
+  const index_t rows = 4, cols = 768;
+  rng g(seed_for("cuda residual refusals"));
+  problem<float> p(layer_kind::layer_norm, rows, cols, dense_aligned, g);
+  device_problem<float> d(p);
+  guarded<float> canvas(rows, cols);
+  mirror<float> res(p.dy), out(canvas);
+  dyt::LayerNorm<float, dyt::cuda> gpu(d.gamma.data(), d.beta.data(), cols);
+  dyt::LayerNorm<float, dyt::cpu> cpu(d.gamma.data(), d.beta.data(), cols);  // refuses before any access
+  auto same = [](const dyt::status& a, const dyt::status& b) {
+    CHECK(!a.ok());
+    CHECK(a.code() == b.code());
+    CHECK(std::string(a.message()) == b.message());
+  };
+  const dyt::rows_view<const float> x = d.x.cview();
+  // y overlapping the residual; a residual of another shape; a null residual.
+  const dyt::rows_view<float> y_on_res(res.data() + 1, rows, cols);
+  same(gpu.forward_residual(x, res.view(), y_on_res, nullptr), cpu.forward_residual(x, res.view(), y_on_res));
+  const dyt::rows_view<float> short_res(res.data(), rows - 1, cols);
+  same(gpu.forward_residual(x, short_res, out.view(), nullptr), cpu.forward_residual(x, short_res, out.view()));
+  const dyt::rows_view<float> null_res(nullptr, rows, cols);
+  same(gpu.forward_residual(x, null_res, out.view(), nullptr), cpu.forward_residual(x, null_res, out.view()));
+  // Backward: dh of another shape; dx overlapping dh without being it.
+  dyt::LayerNorm<float, dyt::cuda>::gradients grads;
+  dyt::LayerNorm<float, dyt::cpu>::gradients cgrads;
+  const dyt::rows_view<const float> short_dh(res.data(), rows, cols - 1);
+  same(gpu.backward_residual(x, d.dy.cview(), short_dh, out.view(), grads, nullptr),
+       cpu.backward_residual(x, d.dy.cview(), short_dh, out.view(), cgrads));
+  const dyt::rows_view<float> dx_on_dh(res.data() + 2, rows, cols);
+  same(gpu.backward_residual(x, d.dy.cview(), res.cview(), dx_on_dh, grads, nullptr),
+       cpu.backward_residual(x, d.dy.cview(), res.cview(), dx_on_dh, cgrads));
+
+  guarded<float> after(rows, cols), res_after(rows, cols);
+  out.download(after);
+  res.download(res_after);
+  CHECK(after.same_bits_as(canvas));
+  CHECK(res_after.same_bits_as(p.dy));
 }
 
 // ---- More than 2^31 elements ----------------------------------------------------------------

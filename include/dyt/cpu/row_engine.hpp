@@ -4,6 +4,7 @@
 //   eng.for_each(f)   calls f(at) for every position of the row, in order;
 //   eng.sum(f)        the same, returning the sum of what f returns;
 //   eng.sum2(f)       the same for a sum_pair of two sums;
+//   eng.first(p)      the row's first value, in C (what LayerNorm centres on);
 // where `at` is a position that loads, stores and broadcasts: a vector of
 // simd::width<C> columns in the body of the row and single columns in the
 // tail (any column count >= 1). Reductions use a fixed association order, so
@@ -95,6 +96,11 @@ struct row_engine {
   // bound by throughput, not latency; folded ((a0 + a1) + (a2 + a3)) summed
   // across lanes, plus the scalar tail, always in that order: results are
   // bit-identical run after run.
+  template <class T>
+  DYT_INLINE C first(const T* p) const {
+    return C(scalar_traits<T>::load(p[0]));
+  }
+
   template <class F>
   DYT_INLINE C sum(F&& f) const {
     index_t j = 0;

@@ -1,7 +1,7 @@
 // dyt/cuda/engine.cuh: how a CUDA warp or block sweeps one row.
 //
 // The row math in ops/ is written against an "engine" (see cpu/row_engine.hpp):
-//   eng.for_each(f), eng.sum(f), eng.sum2(f), eng.cols
+//   eng.for_each(f), eng.sum(f), eng.sum2(f), eng.first(p), eng.cols
 // where f gets a cursor `at` with at.load(p), at.store(p, v), at.splat(c). On the
 // device a *team* of `warps` consecutive warps of one block shares a row: a warp
 // (warps == 1, shuffles only) for short rows, several warps or the whole block
@@ -166,6 +166,13 @@ struct loop_engine {
     for (index_t j = index_t(tm.lane) * N; j < cols; j += step) f(at{j});
   }
 
+  // Read from memory by every thread: a row the team itself wrote must be
+  // behind a team barrier first (the fused residual forward has one).
+  template <class U>
+  __device__ DYT_INLINE float first(const U* p) const {
+    return load_one(p);
+  }
+
   template <class F>
   __device__ DYT_INLINE float sum(F&& f) const {
     lanes_t<N> a = splat_n<N>(0.f);
@@ -224,6 +231,19 @@ struct staged_engine {
     }
   }
 
+  // The fused residual forward: input slot 0 (x) becomes h = x + slot 1 (the
+  // residual), rounded to S as a store rounds it, and h is written to p (the
+  // residual row); ops/ then reads h through staged_tag<S>(0).
+  __device__ DYT_INLINE void add_staged(S* p) {
+    static_assert(Inputs == 2, "x and the residual staged");
+    _Pragma("unroll") for (int k = 0; k < K; ++k) if (valid(k)) {
+      fvec<N> h = widen(buf[0][k]);
+      h += widen(buf[1][k]);
+      buf[0][k] = narrow<S, N>(h);
+      store_raw<S, N>(p + col(k), buf[0][k]);
+    }
+  }
+
   struct at {
     const staged_engine* e;
     int k;
@@ -247,6 +267,21 @@ struct staged_engine {
   template <class F>
   __device__ DYT_INLINE void for_each(F&& f) const {
     _Pragma("unroll") for (int k = 0; k < K; ++k) if (valid(k)) f(at{this, k});
+  }
+
+  // A staged row's column 0 is in team lane 0's registers (slot 0, element 0):
+  // a team sum of it and zeros hands it to every thread exactly (a collective:
+  // every thread of the team calls it, as ops/ does, on a uniform branch).
+  template <class U>
+  __device__ DYT_INLINE float first(const U* p) const {
+    using B = std::remove_cv_t<U>;
+    if constexpr (std::is_same<B, S>::value) {
+      _Pragma("unroll") for (int i = 0; i < Inputs; ++i) if (p == staged_tag<S>(i)) {
+        const float v = tm.lane == 0 ? widen(buf[i][0]).v[0] : 0.f;
+        return tm.reduce(v, parity);
+      }
+    }
+    return load_one(p);
   }
 
   template <class F>

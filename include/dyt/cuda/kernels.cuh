@@ -33,6 +33,10 @@ struct row_args {
   index_t x_stride = 0;
   S* y = nullptr;  // forward output
   index_t y_stride = 0;
+  S* residual = nullptr;  // forward_residual: residual <- x + residual, then the layer on it
+  index_t residual_stride = 0;
+  const S* dh = nullptr;  // backward_residual: dx <- dh + the layer's dx
+  index_t dh_stride = 0;
   const S* dy = nullptr;
   index_t dy_stride = 0;
   S* dx = nullptr;
@@ -53,6 +57,9 @@ struct row_args {
 };
 
 // ---- Row glue: what each layer's CPU row_forward / row_backward lambda does ----------
+// LayerNorm and RMSNorm take the CPU layers' robust statistics (ops/, Robust =
+// true; docs/numerics.md): rows of tiny spread next to their mean, and rows
+// whose sums overflow float, are swept again, on a branch the whole team takes.
 // backward() gets the dgamma and dbeta accumulators (null where the layer lacks
 // the parameter) and returns the row's share of dalpha (0 without one).
 template <class Tanh>
@@ -65,9 +72,9 @@ struct dyt_rows {
   __device__ DYT_INLINE static void forward(const E& eng, const row_args<S>& a, index_t, const S* x, S* y, bool) {
     math::forward_row(eng, load_one(a.alpha), x, y, a.gamma, a.beta);
   }
-  template <class E, class S>
+  template <class E, class S, class DX>
   __device__ DYT_INLINE static float backward(const E& eng, const row_args<S>& a, index_t, const S* x, const S* dy,
-                                              S* dx, float* dgamma_acc, float* dbeta_acc) {
+                                              DX dx, float* dgamma_acc, float* dbeta_acc) {
     return math::backward_row(eng, load_one(a.alpha), x, dy, dx, a.gamma, dgamma_acc, dbeta_acc);
   }
 };
@@ -80,20 +87,20 @@ struct layer_norm_rows {
   template <class E, class S>
   __device__ DYT_INLINE static void forward(const E& eng, const row_args<S>& a, index_t r, const S* x, S* y,
                                             bool leader) {
-    math::forward_row(eng, x, y, a.gamma, a.beta, a.eps, leader && a.mean ? a.mean + r : nullptr,
+    math::forward_row<true>(eng, x, y, a.gamma, a.beta, a.eps, leader && a.mean ? a.mean + r : nullptr,
                       leader && a.rstd ? a.rstd + r : nullptr);
   }
-  template <class E, class S>
+  template <class E, class S, class DX>
   __device__ DYT_INLINE static float backward(const E& eng, const row_args<S>& a, index_t r, const S* x, const S* dy,
-                                              S* dx, float* dgamma_acc, float* dbeta_acc) {
+                                              DX dx, float* dgamma_acc, float* dbeta_acc) {
     float mean, rstd;
     if (a.saved_rstd) {
       mean = a.saved_mean[r];
       rstd = a.saved_rstd[r];
     } else {
-      math::moments(eng, x, a.eps, mean, rstd);
+      math::moments<true>(eng, x, a.eps, mean, rstd);
     }
-    math::backward_row(eng, x, dy, dx, a.gamma, mean, rstd, dgamma_acc, dbeta_acc);
+    math::backward_row<true>(eng, x, dy, dx, a.gamma, mean, rstd, dgamma_acc, dbeta_acc);
     return 0.f;
   }
 };
@@ -106,12 +113,12 @@ struct rms_norm_rows {
   template <class E, class S>
   __device__ DYT_INLINE static void forward(const E& eng, const row_args<S>& a, index_t r, const S* x, S* y,
                                             bool leader) {
-    math::forward_row(eng, x, y, a.gamma, a.form, a.eps, leader && a.rstd ? a.rstd + r : nullptr);
+    math::forward_row<true>(eng, x, y, a.gamma, a.form, a.eps, leader && a.rstd ? a.rstd + r : nullptr);
   }
-  template <class E, class S>
+  template <class E, class S, class DX>
   __device__ DYT_INLINE static float backward(const E& eng, const row_args<S>& a, index_t r, const S* x, const S* dy,
-                                              S* dx, float* dgamma_acc, float*) {
-    const float rstd = a.saved_rstd ? a.saved_rstd[r] : math::rstd(eng, x, a.eps);
+                                              DX dx, float* dgamma_acc, float*) {
+    const float rstd = a.saved_rstd ? a.saved_rstd[r] : math::rstd<true>(eng, x, a.eps);
     math::backward_row(eng, x, dy, dx, a.gamma, a.form, rstd, dgamma_acc);
     return 0.f;
   }
@@ -155,31 +162,60 @@ __device__ DYT_INLINE void prefetch_l2(const void* p, std::size_t bytes) {
 // At most 64 registers a thread (two 512-thread blocks an SM): occupancy is what
 // keeps enough rows in flight. Measured faster than uncapped, though a few
 // instantiations spill a few dozen bytes.
-template <class Glue, class S, int N, int K>
+template <class Glue, class S, int N, int K, bool Residual>
 __global__ void __launch_bounds__(max_block, 1024 / max_block) forward_staged(row_args<S> a, int team_warps) {
   __shared__ float red[4 * max_block / 32];
   const team tm = make_team(team_warps, red);
   const index_t per_block = blockDim.x / tm.size;
   const index_t teams = index_t(gridDim.x) * per_block;
   const bool lead = tm.lane == 0;
-  staged_engine<S, N, K, 1> eng(a.cols, tm);
   index_t r = blockIdx.x * per_block + threadIdx.x / tm.size;
-  if (r < a.rows) eng.stage(0, a.x + r * a.x_stride);
-  for (; r < a.rows; r += teams) {
-    const bool more = r + teams < a.rows;
-    if (more) eng.prefetch(0, a.x + (r + teams) * a.x_stride);
-    Glue::forward(eng, a, r, staged_tag<S>(0), a.y + r * a.y_stride, lead);
-    if (more) eng.advance();
+  if constexpr (Residual) {
+    // x and the residual staged, added in registers (h, rounded to S) and h
+    // written back; the layer then runs on the staged h. Two rows held twice
+    // over would cost the registers occupancy needs, so, as in backward, the
+    // copy engine brings the team's next rows into L2 instead.
+    staged_engine<S, N, K, 2> eng(a.cols, tm);
+    for (; r < a.rows; r += teams) {
+      if (lead && r + teams < a.rows) {
+        prefetch_l2(a.x + (r + teams) * a.x_stride, a.cols * sizeof(S));
+        prefetch_l2(a.residual + (r + teams) * a.residual_stride, a.cols * sizeof(S));
+      }
+      eng.stage(0, a.x + r * a.x_stride);
+      eng.stage(1, a.residual + r * a.residual_stride);
+      eng.add_staged(a.residual + r * a.residual_stride);
+      Glue::forward(eng, a, r, staged_tag<S>(0), a.y + r * a.y_stride, lead);
+    }
+  } else {
+    staged_engine<S, N, K, 1> eng(a.cols, tm);
+    if (r < a.rows) eng.stage(0, a.x + r * a.x_stride);
+    for (; r < a.rows; r += teams) {
+      const bool more = r + teams < a.rows;
+      if (more) eng.prefetch(0, a.x + (r + teams) * a.x_stride);
+      Glue::forward(eng, a, r, staged_tag<S>(0), a.y + r * a.y_stride, lead);
+      if (more) eng.advance();
+    }
   }
 }
 
-template <class Glue, class S, int N>
+// Residual: each thread adds its own columns of x into the residual row and
+// the layer then reads that row back; every sweep gives a thread the same
+// columns, so it only reads what it wrote itself (no barrier needed).
+template <class Glue, class S, int N, bool Residual>
 __global__ void __launch_bounds__(max_block) forward_loop(row_args<S> a, int team_warps) {
   __shared__ float red[4 * max_block / 32];
   const team tm = make_team(team_warps, red);
   const loop_engine<S, N> eng{a.cols, tm};
-  for (index_t r = blockIdx.x; r < a.rows; r += gridDim.x)
-    Glue::forward(eng, a, r, a.x + r * a.x_stride, a.y + r * a.y_stride, tm.lane == 0);
+  for (index_t r = blockIdx.x; r < a.rows; r += gridDim.x) {
+    const S* in = a.x + r * a.x_stride;
+    if constexpr (Residual) {
+      S* h = a.residual + r * a.residual_stride;
+      eng.for_each([&](const auto& at) { at.store(h, at.load(in) + at.load(h)); });
+      tm.sync();  // h[0] may be read by every thread (eng.first)
+      in = h;
+    }
+    Glue::forward(eng, a, r, in, a.y + r * a.y_stride, tm.lane == 0);
+  }
 }
 
 // ---- Backward --------------------------------------------------------------------------
@@ -199,7 +235,14 @@ __device__ DYT_INLINE float block_sum(float v, float* scratch32) {
 // thread only ever touches its own columns there, so no barrier is needed until
 // the end), across all its rows; at the end the block adds its teams' sums in
 // team order into its workspace slot.
-template <class Glue, class S, int N, int K>
+// Where row r's dx goes: dx itself, or dh + dx (the fused residual backward).
+template <bool Residual, class S>
+__device__ DYT_INLINE auto dx_row(const row_args<S>& a, index_t r) {
+  if constexpr (Residual) return ops::plus<S>{a.dh + r * a.dh_stride, a.dx + r * a.dx_stride};
+  else return a.dx + r * a.dx_stride;
+}
+
+template <class Glue, class S, int N, int K, bool Residual>
 __global__ void __launch_bounds__(max_block) backward_staged(row_args<S> a, int team_warps) {
   extern __shared__ float4 dynamic_smem[];  // 2 * cols floats per team when the layer has gamma or beta
   __shared__ float red[4 * max_block / 32];
@@ -228,10 +271,11 @@ __global__ void __launch_bounds__(max_block) backward_staged(row_args<S> a, int 
     if (tm.lane == 0 && r + teams < a.rows) {
       prefetch_l2(a.x + (r + teams) * a.x_stride, a.cols * sizeof(S));
       prefetch_l2(a.dy + (r + teams) * a.dy_stride, a.cols * sizeof(S));
+      if (Residual) prefetch_l2(a.dh + (r + teams) * a.dh_stride, a.cols * sizeof(S));
     }
     eng.stage(0, a.x + r * a.x_stride);
     eng.stage(1, a.dy + r * a.dy_stride);
-    scalar += Glue::backward(eng, a, r, staged_tag<S>(0), staged_tag<S>(1), a.dx + r * a.dx_stride, dgamma_acc,
+    scalar += Glue::backward(eng, a, r, staged_tag<S>(0), staged_tag<S>(1), dx_row<Residual>(a, r), dgamma_acc,
                              dbeta_acc);
   }
 
@@ -256,7 +300,7 @@ __global__ void __launch_bounds__(max_block) backward_staged(row_args<S> a, int 
 }
 
 // One team per block; the block's partial sums accumulate in its workspace slot.
-template <class Glue, class S, int N>
+template <class Glue, class S, int N, bool Residual>
 __global__ void __launch_bounds__(max_block) backward_loop(row_args<S> a, int team_warps) {
   __shared__ float red[4 * max_block / 32];
   __shared__ float scratch[32];
@@ -270,7 +314,7 @@ __global__ void __launch_bounds__(max_block) backward_loop(row_args<S> a, int te
     eng.for_each([&](const auto& at) { at.store(slot + g * a.cols, at.splat(0.f)); });
   float scalar = 0.f;
   for (index_t r = blockIdx.x; r < a.rows; r += gridDim.x)
-    scalar += Glue::backward(eng, a, r, a.x + r * a.x_stride, a.dy + r * a.dy_stride, a.dx + r * a.dx_stride,
+    scalar += Glue::backward(eng, a, r, a.x + r * a.x_stride, a.dy + r * a.dy_stride, dx_row<Residual>(a, r),
                              dgamma_acc, dbeta_acc);
   if (a.scalar_grads) {
     const float s = block_sum(scalar, scratch);

@@ -36,9 +36,11 @@ struct launch_plan {
 
 inline bool aligned16(const void* p) { return p == nullptr || std::uintptr_t(p) % 16 == 0; }
 
-template <class Glue, class S>
+// Residual: the fused residual variants (forward_residual, backward_residual),
+// separate instantiations so that the plain passes keep their code and registers.
+template <class Glue, class S, bool Residual = false>
 struct launcher {
-  static constexpr int N = 16 / int(sizeof(S));          // columns per 16-byte access
+  static constexpr int N = 16 / int(sizeof(S));  // columns per 16-byte access
   // Path 4's K: one warp per row up to 32 K vectors: 768 16-bit columns, and
   // 512 f32 columns in forward but 768 in backward, whose multi-warp teams get
   // a block each (see plan()), which costs more partial sums at that width.
@@ -62,15 +64,15 @@ struct launcher {
   static const void* kernel(int path, bool backward) {
     switch (path) {
       case 5:
-        return backward ? (const void*)&backward_staged<Glue, S, N, K_bwd>
-                        : (const void*)&forward_staged<Glue, S, N, K_fwd>;
-      case 0: return backward ? (const void*)&backward_loop<Glue, S, 1> : (const void*)&forward_loop<Glue, S, 1>;
-      case 1: return backward ? (const void*)&backward_loop<Glue, S, N> : (const void*)&forward_loop<Glue, S, N>;
-      case 2: return backward ? (const void*)&backward_staged<Glue, S, N, 1> : (const void*)&forward_staged<Glue, S, N, 1>;
-      case 3: return backward ? (const void*)&backward_staged<Glue, S, N, 2> : (const void*)&forward_staged<Glue, S, N, 2>;
+        return backward ? (const void*)&backward_staged<Glue, S, N, K_bwd, Residual>
+                        : (const void*)&forward_staged<Glue, S, N, K_fwd, Residual>;
+      case 0: return backward ? (const void*)&backward_loop<Glue, S, 1, Residual> : (const void*)&forward_loop<Glue, S, 1, Residual>;
+      case 1: return backward ? (const void*)&backward_loop<Glue, S, N, Residual> : (const void*)&forward_loop<Glue, S, N, Residual>;
+      case 2: return backward ? (const void*)&backward_staged<Glue, S, N, 1, Residual> : (const void*)&forward_staged<Glue, S, N, 1, Residual>;
+      case 3: return backward ? (const void*)&backward_staged<Glue, S, N, 2, Residual> : (const void*)&forward_staged<Glue, S, N, 2, Residual>;
       default:
-        return backward ? (const void*)&backward_staged<Glue, S, N, K_warp_bwd>
-                        : (const void*)&forward_staged<Glue, S, N, K_warp>;
+        return backward ? (const void*)&backward_staged<Glue, S, N, K_warp_bwd, Residual>
+                        : (const void*)&forward_staged<Glue, S, N, K_warp, Residual>;
     }
   }
 
@@ -129,12 +131,12 @@ struct launcher {
   static cudaError_t forward(const row_args<S>& a, const launch_plan& p, cudaStream_t stream) {
     const dim3 grid(unsigned(p.grid)), block(unsigned(p.block));
     switch (p.path) {
-      case 0: forward_loop<Glue, S, 1><<<grid, block, 0, stream>>>(a, p.team_warps); break;
-      case 1: forward_loop<Glue, S, N><<<grid, block, 0, stream>>>(a, p.team_warps); break;
-      case 2: forward_staged<Glue, S, N, 1><<<grid, block, 0, stream>>>(a, p.team_warps); break;
-      case 5: forward_staged<Glue, S, N, K_fwd><<<grid, block, 0, stream>>>(a, p.team_warps); break;
-      case 3: forward_staged<Glue, S, N, 2><<<grid, block, 0, stream>>>(a, p.team_warps); break;
-      default: forward_staged<Glue, S, N, K_warp><<<grid, block, 0, stream>>>(a, p.team_warps); break;
+      case 0: forward_loop<Glue, S, 1, Residual><<<grid, block, 0, stream>>>(a, p.team_warps); break;
+      case 1: forward_loop<Glue, S, N, Residual><<<grid, block, 0, stream>>>(a, p.team_warps); break;
+      case 2: forward_staged<Glue, S, N, 1, Residual><<<grid, block, 0, stream>>>(a, p.team_warps); break;
+      case 5: forward_staged<Glue, S, N, K_fwd, Residual><<<grid, block, 0, stream>>>(a, p.team_warps); break;
+      case 3: forward_staged<Glue, S, N, 2, Residual><<<grid, block, 0, stream>>>(a, p.team_warps); break;
+      default: forward_staged<Glue, S, N, K_warp, Residual><<<grid, block, 0, stream>>>(a, p.team_warps); break;
     }
     return cudaGetLastError();
   }
@@ -144,12 +146,12 @@ struct launcher {
                               bool accumulate, cudaStream_t stream) {
     const dim3 grid(unsigned(p.grid)), block(unsigned(p.block));
     switch (p.path) {
-      case 0: backward_loop<Glue, S, 1><<<grid, block, 0, stream>>>(a, p.team_warps); break;
-      case 1: backward_loop<Glue, S, N><<<grid, block, 0, stream>>>(a, p.team_warps); break;
-      case 2: backward_staged<Glue, S, N, 1><<<grid, block, p.smem, stream>>>(a, p.team_warps); break;
-      case 5: backward_staged<Glue, S, N, K_bwd><<<grid, block, p.smem, stream>>>(a, p.team_warps); break;
-      case 3: backward_staged<Glue, S, N, 2><<<grid, block, p.smem, stream>>>(a, p.team_warps); break;
-      default: backward_staged<Glue, S, N, K_warp_bwd><<<grid, block, p.smem, stream>>>(a, p.team_warps); break;
+      case 0: backward_loop<Glue, S, 1, Residual><<<grid, block, 0, stream>>>(a, p.team_warps); break;
+      case 1: backward_loop<Glue, S, N, Residual><<<grid, block, 0, stream>>>(a, p.team_warps); break;
+      case 2: backward_staged<Glue, S, N, 1, Residual><<<grid, block, p.smem, stream>>>(a, p.team_warps); break;
+      case 5: backward_staged<Glue, S, N, K_bwd, Residual><<<grid, block, p.smem, stream>>>(a, p.team_warps); break;
+      case 3: backward_staged<Glue, S, N, 2, Residual><<<grid, block, p.smem, stream>>>(a, p.team_warps); break;
+      default: backward_staged<Glue, S, N, K_warp_bwd, Residual><<<grid, block, p.smem, stream>>>(a, p.team_warps); break;
     }
     cudaError_t e = cudaGetLastError();
     const index_t n = index_t(a.col_grads) * a.cols + a.scalar_grads;

@@ -61,11 +61,15 @@ class layer_shell {
   std::size_t workspace_bytes(index_t rows) const {
     const detail::grad_layout layout = self().layout();
     if (layout.empty() || rows < 1 || cols_ < 1) return 0;
+    // The most any plan of backward or backward_residual takes.
     std::size_t most = 0;
     for (bool vectors : {false, true}) {
-      launch_plan p;
-      if (run::plan(rows, cols_, vectors, true, !layout.empty() && layout.col_grads > 0, p) != cudaSuccess) continue;
-      const std::size_t bytes = std::size_t(p.grid) * std::size_t(layout.template slot_stride<float>()) * 4;
+      launch_plan p, q;
+      const bool col_grads = layout.col_grads > 0;
+      if (run<false>::plan(rows, cols_, vectors, true, col_grads, p) != cudaSuccess) continue;
+      if (run<true>::plan(rows, cols_, vectors, true, col_grads, q) != cudaSuccess) continue;
+      const index_t grid = p.grid > q.grid ? p.grid : q.grid;
+      const std::size_t bytes = std::size_t(grid) * std::size_t(layout.template slot_stride<float>()) * 4;
       most = bytes > most ? bytes : most;
     }
     return most;
@@ -73,7 +77,8 @@ class layer_shell {
 
  protected:
   using S = storage_t<T>;
-  using run = launcher<Glue, S>;
+  template <bool Residual>
+  using run = launcher<Glue, S, Residual>;
 
   explicit layer_shell(index_t cols) : cols_(cols) {}
   const Derived& self() const { return static_cast<const Derived&>(*this); }
@@ -83,8 +88,10 @@ class layer_shell {
     self().check_params(check);
   }
 
-  status forward_impl(const char* fn, rows_view<const T> x, rows_view<T> y, row_stats<float> save,
-                      cudaStream_t stream) const {
+  // residual: null for forward; the residual view for forward_residual
+  // (residual <- x + residual, then the layer on it).
+  status forward_impl(const char* fn, rows_view<const T> x, const rows_view<T>* residual, rows_view<T> y,
+                      row_stats<float> save, cudaStream_t stream) const {
     detail::arg_check check(fn);
     check_layer(check);
     check.view(x, "x").view(y, "y").cols_are(x, "x", cols_, "the layer's cols").same_shape(y, "y", x, "x");
@@ -95,7 +102,11 @@ class layer_shell {
     regions.view("x", x, false).view("y", y, true);
     regions.array("mean", save.mean, x.rows, true).array("rstd", save.rstd, x.rows, true);
     self().add_params(regions);
-    if (!check.no_overlap(regions).ok()) return check.result();
+    if (residual) {
+      check.view(*residual, "residual").same_shape(*residual, "residual", x, "x");
+      regions.view("residual", *residual, true);
+    }
+    if (!check.ok() || !check.no_overlap(regions).ok()) return check.result();
 
     row_args<S> a;
     a.rows = x.rows;
@@ -104,24 +115,30 @@ class layer_shell {
     a.x_stride = x.row_stride;
     a.y = as_storage(y.data);
     a.y_stride = y.row_stride;
+    if (residual) {
+      a.residual = as_storage(residual->data);
+      a.residual_stride = residual->row_stride;
+    }
     a.mean = save.mean;
     a.rstd = save.rstd;
     self().fill(a);
-    launch_plan p;
-    cudaError_t e = run::plan(a.rows, a.cols, vectors(a, false), false, false, p);
-    if (e == cudaSuccess) e = run::forward(a, p, stream);
+    const cudaError_t e = residual ? launch_forward<true>(a, stream) : launch_forward<false>(a, stream);
     return cuda_status(e, fn, "the forward launch");
   }
 
+  // dh: null for backward; for backward_residual, the gradient reaching the
+  // layer's input h (called x here, "h" in messages) through the residual
+  // stream: dx <- dh + the layer's dx.
   template <class Gradients>
-  status backward_impl(const char* fn, rows_view<const T> x, rows_view<const T> dy, rows_view<T> dx,
-                       const Gradients& grads, grad_mode mode, row_stats<const float> saved, device_workspace ws,
-                       cudaStream_t stream) const {
+  status backward_impl(const char* fn, rows_view<const T> x, const rows_view<const T>* dh, rows_view<const T> dy,
+                       rows_view<T> dx, const Gradients& grads, grad_mode mode, row_stats<const float> saved,
+                       device_workspace ws, cudaStream_t stream) const {
+    const char* x_name = dh ? "h" : "x";
     detail::arg_check check(fn);
     detail::region_list regions;
     check_layer(check);
-    check.view(x, "x").view(dy, "dy").view(dx, "dx").cols_are(x, "x", cols_, "the layer's cols");
-    check.same_shape(dy, "dy", x, "x").same_shape(dx, "dx", x, "x");
+    check.view(x, x_name).view(dy, "dy").view(dx, "dx").cols_are(x, x_name, cols_, "the layer's cols");
+    check.same_shape(dy, "dy", x, x_name).same_shape(dx, "dx", x, x_name);
     if (check.ok()) {
       constexpr int saved_count = Derived::stats_saved;
       if (saved_count == 0 && (saved.mean || saved.rstd))
@@ -133,10 +150,14 @@ class layer_shell {
                    saved.mean ? "rstd" : "mean", saved.mean ? "mean" : "rstd");
     }
     if (!check.ok()) return check.result();
-    regions.view("x", x, false).view("dy", dy, false).view("dx", dx, true);
+    regions.view(x_name, x, false).view("dy", dy, false).view("dx", dx, true);
     regions.array("saved.mean", saved.mean, x.rows, false).array("saved.rstd", saved.rstd, x.rows, false);
     self().add_params(regions);
-    self().check_grads(check, regions, grads);
+    if (dh) {
+      check.view(*dh, "dh").same_shape(*dh, "dh", x, x_name);
+      regions.view("dh", *dh, false);
+    }
+    if (check.ok()) self().check_grads(check, regions, grads);
     const std::size_t needed = workspace_bytes(x.rows);
     if (ws.data) {
       check.workspace(ws.data, ws.bytes, needed, 16);
@@ -153,6 +174,10 @@ class layer_shell {
     a.dy_stride = dy.row_stride;
     a.dx = as_storage(dx.data);
     a.dx_stride = dx.row_stride;
+    if (dh) {
+      a.dh = as_storage(dh->data);
+      a.dh_stride = dh->row_stride;
+    }
     a.saved_mean = saved.mean;
     a.saved_rstd = saved.rstd;
     self().fill(a);
@@ -164,17 +189,15 @@ class layer_shell {
     T* scalar_out = nullptr;
     self().grad_outputs(grads, col_out, &scalar_out);
 
-    launch_plan p;
-    cudaError_t e = run::plan(a.rows, a.cols, vectors(a, true), true, a.col_grads > 0, p);
-    if (e != cudaSuccess) return cuda_status(e, fn, "planning the backward launch");
     void* scratch = ws.data;
     if (needed && !scratch) {
-      e = cudaMallocAsync(&scratch, needed, stream);
+      const cudaError_t e = cudaMallocAsync(&scratch, needed, stream);
       if (e != cudaSuccess) return cuda_status(e, fn, "cudaMallocAsync of the gradient workspace");
     }
     a.partials = static_cast<float*>(scratch);
-    e = run::backward(a, p, as_storage(col_out[0]), as_storage(col_out[1]), as_storage(scalar_out),
-                      mode == grad_mode::accumulate, stream);
+    const bool accumulate = mode == grad_mode::accumulate;
+    cudaError_t e = dh ? launch_backward<true>(a, col_out, scalar_out, accumulate, stream)
+                       : launch_backward<false>(a, col_out, scalar_out, accumulate, stream);
     if (scratch && !ws.data) {
       const cudaError_t f = cudaFreeAsync(scratch, stream);
       if (e == cudaSuccess) e = f;
@@ -183,13 +206,34 @@ class layer_shell {
   }
 
  private:
+  template <bool Residual>
+  cudaError_t launch_forward(const row_args<S>& a, cudaStream_t stream) const {
+    launch_plan p;
+    cudaError_t e = run<Residual>::plan(a.rows, a.cols, vectors(a, false), false, false, p);
+    if (e == cudaSuccess) e = run<Residual>::forward(a, p, stream);
+    return e;
+  }
+
+  template <bool Residual>
+  cudaError_t launch_backward(const row_args<S>& a, T* const* col_out, T* scalar_out, bool accumulate,
+                              cudaStream_t stream) const {
+    launch_plan p;
+    cudaError_t e = run<Residual>::plan(a.rows, a.cols, vectors(a, true), true, a.col_grads > 0, p);
+    if (e == cudaSuccess)
+      e = run<Residual>::backward(a, p, as_storage(col_out[0]), as_storage(col_out[1]), as_storage(scalar_out),
+                                  accumulate, stream);
+    return e;
+  }
+
   // Whether every row pointer and parameter allows 16-byte accesses.
   bool vectors(const row_args<S>& a, bool backward) const {
-    constexpr int n = run::N;
-    if (a.cols % n != 0) return false;
-    bool ok = run::vector_view(a.x, a.x_stride) && aligned16(a.gamma) && aligned16(a.beta);
-    if (backward) ok = ok && run::vector_view(a.dy, a.dy_stride) && run::vector_view(a.dx, a.dx_stride);
-    else ok = ok && run::vector_view(a.y, a.y_stride);
+    using r = run<false>;
+    if (a.cols % r::N != 0) return false;
+    bool ok = r::vector_view(a.x, a.x_stride) && aligned16(a.gamma) && aligned16(a.beta);
+    if (backward) ok = ok && r::vector_view(a.dy, a.dy_stride) && r::vector_view(a.dx, a.dx_stride);
+    else ok = ok && r::vector_view(a.y, a.y_stride);
+    if (a.residual) ok = ok && r::vector_view(a.residual, a.residual_stride);
+    if (a.dh) ok = ok && r::vector_view(a.dh, a.dh_stride);
     return ok;
   }
 
@@ -225,11 +269,25 @@ class DyT<T, cuda, Tanh>
   const T* beta() const { return beta_; }
 
   status forward(rows_view<const T> x, rows_view<T> y, cudaStream_t stream) const {
-    return this->forward_impl("dyt::DyT::forward", x, y, {}, stream);
+    return this->forward_impl("dyt::DyT::forward", x, nullptr, y, {}, stream);
   }
   status backward(rows_view<const T> x, rows_view<const T> dy, rows_view<T> dx, const gradients& grads,
                   cudaStream_t stream, grad_mode mode = grad_mode::overwrite, device_workspace ws = {}) const {
-    return this->backward_impl("dyt::DyT::backward", x, dy, dx, grads, mode, {}, ws, stream);
+    return this->backward_impl("dyt::DyT::backward", x, nullptr, dy, dx, grads, mode, {}, ws, stream);
+  }
+
+  // Fused residual add, as on the CPU (layers/dyt.hpp): residual <- x + residual
+  // (in place, rounded to T), then y = DyT(residual), in one pass over memory.
+  // y may be x; it must not overlap residual.
+  status forward_residual(rows_view<const T> x, rows_view<T> residual, rows_view<T> y, cudaStream_t stream) const {
+    return this->forward_impl("dyt::DyT::forward_residual", x, &residual, y, {}, stream);
+  }
+  // Its backward: dx = dh + the layer's dx, rounded once, for h the residual
+  // forward_residual left; dx may be dh (in place), h or dy.
+  status backward_residual(rows_view<const T> h, rows_view<const T> dy, rows_view<const T> dh, rows_view<T> dx,
+                           const gradients& grads, cudaStream_t stream, grad_mode mode = grad_mode::overwrite,
+                           device_workspace ws = {}) const {
+    return this->backward_impl("dyt::DyT::backward_residual", h, &dh, dy, dx, grads, mode, {}, ws, stream);
   }
 
  private:
@@ -288,15 +346,33 @@ class LayerNorm<T, cuda> : public cuda_detail::layer_shell<LayerNorm<T, cuda>, T
   double eps() const { return eps_; }
 
   status forward(rows_view<const T> x, rows_view<T> y, cudaStream_t stream) const {
-    return this->forward_impl("dyt::LayerNorm::forward", x, y, {}, stream);
+    return this->forward_impl("dyt::LayerNorm::forward", x, nullptr, y, {}, stream);
   }
   status forward(rows_view<const T> x, rows_view<T> y, stats save, cudaStream_t stream) const {
-    return this->forward_impl("dyt::LayerNorm::forward", x, y, save, stream);
+    return this->forward_impl("dyt::LayerNorm::forward", x, nullptr, y, save, stream);
   }
   status backward(rows_view<const T> x, rows_view<const T> dy, rows_view<T> dx, const gradients& grads,
                   cudaStream_t stream, grad_mode mode = grad_mode::overwrite, saved_stats saved = {},
                   device_workspace ws = {}) const {
-    return this->backward_impl("dyt::LayerNorm::backward", x, dy, dx, grads, mode, saved, ws, stream);
+    return this->backward_impl("dyt::LayerNorm::backward", x, nullptr, dy, dx, grads, mode, saved, ws, stream);
+  }
+
+  // Fused residual add, as on the CPU (layers/layer_norm.hpp): residual <- x + residual
+  // (in place, rounded to T), then y = LayerNorm(residual), in one pass over memory;
+  // with `save`, also the statistics. y may be x; it must not overlap residual.
+  status forward_residual(rows_view<const T> x, rows_view<T> residual, rows_view<T> y, cudaStream_t stream) const {
+    return this->forward_impl("dyt::LayerNorm::forward_residual", x, &residual, y, {}, stream);
+  }
+  status forward_residual(rows_view<const T> x, rows_view<T> residual, rows_view<T> y, stats save,
+                          cudaStream_t stream) const {
+    return this->forward_impl("dyt::LayerNorm::forward_residual", x, &residual, y, save, stream);
+  }
+  // Its backward: dx = dh + the layer's dx, rounded once, for h the residual
+  // forward_residual left; dx may be dh (in place), h or dy.
+  status backward_residual(rows_view<const T> h, rows_view<const T> dy, rows_view<const T> dh, rows_view<T> dx,
+                           const gradients& grads, cudaStream_t stream, grad_mode mode = grad_mode::overwrite,
+                           saved_stats saved = {}, device_workspace ws = {}) const {
+    return this->backward_impl("dyt::LayerNorm::backward_residual", h, &dh, dy, dx, grads, mode, saved, ws, stream);
   }
 
  private:
@@ -351,15 +427,33 @@ class RMSNorm<T, cuda> : public cuda_detail::layer_shell<RMSNorm<T, cuda>, T, cu
   gamma_form form() const { return form_; }
 
   status forward(rows_view<const T> x, rows_view<T> y, cudaStream_t stream) const {
-    return this->forward_impl("dyt::RMSNorm::forward", x, y, {}, stream);
+    return this->forward_impl("dyt::RMSNorm::forward", x, nullptr, y, {}, stream);
   }
   status forward(rows_view<const T> x, rows_view<T> y, stats save, cudaStream_t stream) const {
-    return this->forward_impl("dyt::RMSNorm::forward", x, y, save, stream);
+    return this->forward_impl("dyt::RMSNorm::forward", x, nullptr, y, save, stream);
   }
   status backward(rows_view<const T> x, rows_view<const T> dy, rows_view<T> dx, const gradients& grads,
                   cudaStream_t stream, grad_mode mode = grad_mode::overwrite, saved_stats saved = {},
                   device_workspace ws = {}) const {
-    return this->backward_impl("dyt::RMSNorm::backward", x, dy, dx, grads, mode, saved, ws, stream);
+    return this->backward_impl("dyt::RMSNorm::backward", x, nullptr, dy, dx, grads, mode, saved, ws, stream);
+  }
+
+  // Fused residual add, as on the CPU (layers/rms_norm.hpp): residual <- x + residual
+  // (in place, rounded to T), then y = RMSNorm(residual), in one pass over memory;
+  // with `save`, also the statistics. y may be x; it must not overlap residual.
+  status forward_residual(rows_view<const T> x, rows_view<T> residual, rows_view<T> y, cudaStream_t stream) const {
+    return this->forward_impl("dyt::RMSNorm::forward_residual", x, &residual, y, {}, stream);
+  }
+  status forward_residual(rows_view<const T> x, rows_view<T> residual, rows_view<T> y, stats save,
+                          cudaStream_t stream) const {
+    return this->forward_impl("dyt::RMSNorm::forward_residual", x, &residual, y, save, stream);
+  }
+  // Its backward: dx = dh + the layer's dx, rounded once, for h the residual
+  // forward_residual left; dx may be dh (in place), h or dy.
+  status backward_residual(rows_view<const T> h, rows_view<const T> dy, rows_view<const T> dh, rows_view<T> dx,
+                           const gradients& grads, cudaStream_t stream, grad_mode mode = grad_mode::overwrite,
+                           saved_stats saved = {}, device_workspace ws = {}) const {
+    return this->backward_impl("dyt::RMSNorm::backward_residual", h, &dh, dy, dx, grads, mode, saved, ws, stream);
   }
 
  private:

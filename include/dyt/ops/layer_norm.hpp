@@ -22,7 +22,7 @@
 //    moments are taken again on x * s, s = wide_scale, and rows with
 //    rstd < s (a spread above 1 / s) form xh = (x s - mean s)(rstd / s),
 //    which cannot overflow where x - mean can.
-// Robust = false is the plain two-pass form above (the CUDA backend's today).
+// Robust = false is the plain two-pass form above (the CUDA device functors').
 #pragma once
 
 #include "../types.hpp"
@@ -65,7 +65,7 @@ struct layer_norm_math {
       if constexpr (Scaled) v = v * s;
       return v;
     };
-    C x0 = C(scalar_traits<T>::load(x[0]));
+    C x0 = eng.first(x);
     if constexpr (Scaled) x0 = x0 * s;
     const C ms = x0 + eng.sum([&](const auto& at) {
       auto d = load(at) - x0;
