@@ -1,5 +1,5 @@
-// CPU benchmarks: every layer, forward and backward, f32, bf16 and f16, next
-// to std::memcpy of the same bytes (the roofline) and the peers of peers.hpp,
+// CPU benchmarks: every layer (DyT, Derf, DyISRU, LayerNorm, RMSNorm),
+// forward and backward, f32, bf16 and f16, next to std::memcpy of the same bytes (the roofline) and the peers of peers.hpp,
 // all measured in the same run. dyt runs on one thread, and on two driven
 // through the row-range API (forward on subrows, backward through the chunk
 // API and reduce_gradients) the way a caller's own thread pool would. The
@@ -24,12 +24,29 @@ void bm_memcpy(benchmark::State& state) {
   report(state, t.elements(), sizeof(T), 2);
 }
 
-// The three layers built over the same tensors, and their gradient buffers.
+// The layers built over the same tensors, and their gradient buffers.
 template <class T>
 struct dyt_layer {
   static constexpr const char* name = "dyt";
   static dyt::DyT<T> make(tensors<T>& t) { return {&t.alpha, t.gamma.data(), t.beta.data(), t.cols}; }
   static typename dyt::DyT<T>::gradients grads(tensors<T>& t) { return {&t.dalpha, t.dgamma.data(), t.dbeta.data()}; }
+};
+// Derf and DyISRU: DyT's implementation with erf and u / sqrt(1 + u^2).
+template <class T>
+struct derf_layer {
+  static constexpr const char* name = "derf";
+  static dyt::Derf<T> make(tensors<T>& t) { return {&t.alpha, &t.shift, t.gamma.data(), t.beta.data(), t.cols}; }
+  static typename dyt::Derf<T>::gradients grads(tensors<T>& t) {
+    return {&t.dalpha, &t.dshift, t.dgamma.data(), t.dbeta.data()};
+  }
+};
+template <class T>
+struct dyisru_layer {
+  static constexpr const char* name = "dyisru";
+  static dyt::DyISRU<T> make(tensors<T>& t) { return {&t.alpha, t.gamma.data(), t.beta.data(), t.cols}; }
+  static typename dyt::DyISRU<T>::gradients grads(tensors<T>& t) {
+    return {&t.dalpha, t.dgamma.data(), t.dbeta.data()};
+  }
 };
 template <class T>
 struct layer_norm_layer {
@@ -187,6 +204,8 @@ template <class T>
 void register_type() {
   add("memcpy", type_name<T>(), "std", bm_memcpy<T>);
   register_layer<dyt_layer, T>();
+  register_layer<derf_layer, T>();
+  register_layer<dyisru_layer, T>();
   register_layer<layer_norm_layer, T>();
   register_layer<rms_norm_layer, T>();
   register_peers<T>();

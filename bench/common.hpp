@@ -45,6 +45,7 @@ struct tensors {
   index_t rows, cols;
   std::vector<T> x, y, dy, dx, gamma, beta, dgamma, dbeta;
   T alpha{}, dalpha{};
+  T shift{}, dshift{};  // Derf's
 
   tensors(index_t rows_, index_t cols_) : rows(rows_), cols(cols_) {
     const std::size_t n = std::size_t(rows) * std::size_t(cols);
@@ -63,6 +64,7 @@ struct tensors {
     fill(dgamma, std::size_t(cols), 0.0f, 1.0f);
     fill(dbeta, std::size_t(cols), 0.0f, 1.0f);
     alpha = T(0.5f);
+    shift = T(0.125f);
   }
   std::size_t elements() const { return x.size(); }
   dyt::rows_view<const T> in(const std::vector<T>& v) const { return dyt::make_view<const T>(v.data(), rows, cols); }

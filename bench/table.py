@@ -6,7 +6,8 @@
 
 For every layer, pass, type and shape: dyt's bandwidth on one thread and on
 two (row-range API), memcpy's on the same bytes, the best peer's, and the
-ratios; then each target of issue 3 with its measured value. Bandwidth is
+ratios; then each target of issue 3 with its measured value; then Derf and
+DyISRU against DyT (issue 6 part 3). Bandwidth is
 bytes that must move (forward x + y, backward x + dy + dx) over the median
 wall-clock time of the repetitions. Peers: oneDNN, Eigen expressions, a
 std::tanh loop (see bench/peers.hpp); `tanh_only` is dyt's tanh policy alone,
@@ -77,8 +78,8 @@ def main(argv):
 
     print("| op | type | M x N | dyt GB/s | x memcpy | dyt 2 threads | memcpy GB/s | best peer | peer GB/s | dyt / peer |")
     print("|---|---|---|---|---|---|---|---|---|---|")
-    order = ["dyt_forward", "dyt_backward", "layer_norm_forward", "layer_norm_backward",
-             "rms_norm_forward", "rms_norm_backward"]
+    order = ["dyt_forward", "dyt_backward", "derf_forward", "derf_backward", "dyisru_forward", "dyisru_backward",
+             "layer_norm_forward", "layer_norm_backward", "rms_norm_forward", "rms_norm_backward"]
     keys = sorted((k for k in rates if k[0] in order),
                   key=lambda k: (order.index(k[0]), ["f32", "bf16", "f16"].index(k[1]), k[2] * k[3], k[2]))
     for key in keys:
@@ -124,6 +125,20 @@ def main(argv):
             ln = rates.get(("layer_norm_forward", typ, rows, cols), {}).get("onednn")
             if ln:
                 target("x oneDNN LayerNorm", key, 1.3, ours / ln)
+
+    # Issue 6 part 3: Derf and DyISRU beside DyT (the same implementation with
+    # another squashing function), one thread.
+    print("\n| point-wise | type | M x N | GB/s | DyT GB/s | / DyT | x memcpy |")
+    print("|---|---|---|---|---|---|---|")
+    for key in keys:
+        op, typ, rows, cols = key
+        layer, _, pass_ = op.partition("_")
+        if layer not in ("derf", "dyisru"):
+            continue
+        ours = rates[key].get("dyt")
+        dyt = rates.get(("dyt_" + pass_, typ, rows, cols), {}).get("dyt")
+        memcpy = rates.get(("memcpy", typ, rows, cols), {}).get("std")
+        print(f"| {op} | {typ} | {rows}x{cols} | {gb(ours)} | {gb(dyt)} | {ratio(ours, dyt)} | {ratio(ours, memcpy)} |")
 
     # Issue 6: the fused residual add against the unfused pair (add, then the
     # layer), and against memcpy for the bytes it must move (4 tensors).

@@ -47,8 +47,9 @@ constexpr backward_plan make_backward_plan(index_t rows, index_t chunks = 0) {
 namespace detail {
 
 // Where one chunk's partial sums live in the workspace: `col_grads` vectors of
-// `cols` (dgamma, dbeta) then `scalar_grads` scalars (dalpha), the slot padded
-// to 64 bytes so threads writing neighbouring slots don't share a cache line.
+// `cols` (dgamma, dbeta) then `scalar_grads` scalars (dalpha, and Derf's
+// dshift), the slot padded to 64 bytes so threads writing neighbouring slots
+// don't share a cache line.
 struct grad_layout {
   index_t cols = 0;
   int col_grads = 0;

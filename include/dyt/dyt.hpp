@@ -1,6 +1,7 @@
 // dyt/dyt.hpp: the one header a CPU user includes.
 //
-//   dyt::DyT<T, Backend, Tanh>, dyt::LayerNorm<T, Backend>, dyt::RMSNorm<T, Backend>
+//   dyt::DyT<T, Backend, Tanh>, dyt::LayerNorm<T, Backend>, dyt::RMSNorm<T, Backend>,
+//   dyt::Derf<T, Backend>, dyt::DyISRU<T, Backend> (docs/pointwise.md)
 //   T: float, double, dyt::bfloat16, dyt::half, or a layout-compatible 16-bit
 //      type (Eigen::bfloat16, Eigen::half, std::bfloat16_t, std::float16_t)
 //   Backend: dyt::cpu (xsimd where available), dyt::cpu_scalar, dyt::reference (float64)
@@ -12,6 +13,8 @@
 #include "backend.hpp"
 #include "backward_plan.hpp"
 #include "config.hpp"
+#include "layers/derf.hpp"
+#include "layers/dyisru.hpp"
 #include "layers/dyt.hpp"
 #include "layers/layer_norm.hpp"
 #include "layers/rms_norm.hpp"

@@ -29,7 +29,8 @@ struct runner {
 
   // Backward over chunks [first, last) of the plan. Each chunk's slot is
   // zeroed, then row_fn(eng, r, col_acc, scalar_acc) adds each row's
-  // contribution in row order (the accumulators are null without a workspace).
+  // contribution in row order (the accumulators are null without a workspace;
+  // scalar_acc points at layout.scalar_grads consecutive sums).
   // Out of line, so the whole-tensor backward and every split of the chunk
   // API run the same machine code: dx and the partial sums come out
   // bit-identical, whatever FMA contraction the compiler chose.
@@ -52,9 +53,10 @@ struct runner {
   }
 
   // Adds the chunks' slots in chunk order, column by column, and writes (or
-  // adds to) the caller's gradients; null outputs are skipped.
+  // adds to) the caller's gradients: col_out[layout.col_grads] and
+  // scalar_out[layout.scalar_grads]; null outputs are skipped.
   DYT_NOINLINE static void reduce(const backward_plan& plan, const detail::grad_layout& layout, const C* workspace,
-                     T* const* col_out, T* scalar_out, grad_mode mode) {
+                     T* const* col_out, T* const* scalar_out, grad_mode mode) {
     const engine eng{layout.cols};
     const index_t stride = layout.template slot_stride<C>();
     const bool accumulate = mode == grad_mode::accumulate;
@@ -68,12 +70,14 @@ struct runner {
         at.store(out, accumulate ? decltype(total)(at.load(out) + total) : total);
       });
     }
-    if (scalar_out && layout.scalar_grads) {
-      const C* first = workspace + layout.col_grads * layout.cols;
+    for (int g = 0; g < layout.scalar_grads; ++g) {
+      T* out = scalar_out[g];
+      if (!out) continue;
+      const C* first = workspace + layout.col_grads * layout.cols + g;
       C total = first[0];
       for (index_t k = 1; k < plan.chunks; ++k) total = total + first[k * stride];
       const scalar_at<C> at{0};
-      at.store(scalar_out, accumulate ? at.load(scalar_out) + total : total);
+      at.store(out, accumulate ? at.load(out) + total : total);
     }
   }
 };

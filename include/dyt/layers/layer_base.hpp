@@ -11,6 +11,7 @@
 //   grad_layout layout() const;                 which gradient sums it keeps
 //   void check_grads(arg_check&, region_list&, const gradients&) const;
 //   void grad_outputs(const gradients&, T** col_out, T** scalar_out) const;
+//                                               (up to 2 of each, in layout() order)
 //   auto row_forward(x, y, row_stats<C> save) const;             -> f(eng, r)
 //   auto row_backward(x, dy, dx, row_stats<const C> saved) const;  -> f(eng, r, col_acc, scalar_acc)
 //        (dx: a rows_view<T>, or plus_rows<T> for the fused residual backward)
@@ -183,8 +184,8 @@ class layer_base {
   template <class Gradients>
   void reduce(const backward_plan& plan, const C* workspace, const Gradients& grads, grad_mode mode) const {
     T* col_out[2] = {nullptr, nullptr};
-    T* scalar_out = nullptr;
-    self().grad_outputs(grads, col_out, &scalar_out);
+    T* scalar_out[2] = {nullptr, nullptr};
+    self().grad_outputs(grads, col_out, scalar_out);
     run<>::reduce(plan, self().layout(), workspace, col_out, scalar_out, mode);
   }
 

@@ -3,7 +3,7 @@
 // The math in ops/ is a template over a "lanes" type V: a plain float or double
 // (the reference backend, the scalar tails of the CPU backend, CUDA threads) or
 // an xsimd batch (the CPU backend's vector body). Arithmetic operators work on
-// all of them directly; the few functions that differ (tanh, clamp, div) go through
+// all of them directly; the few functions that differ (tanh, erf, exp, clamp, div, sqrt) go through
 // the customization point dyt::lanes<V>, specialized for xsimd batches in
 // cpu/simd.hpp. A class template, not overloads, so that a specialization
 // declared after this header is still found when ops/ is instantiated.
@@ -33,6 +33,26 @@ struct lanes<S, std::enable_if_t<std::is_floating_point<S>::value>> {
     return ::tanh(x);
 #else
     return std::tanh(x);
+#endif
+  }
+
+  // erf and exp for Derf (ops/squash.hpp). On the device the float forms are
+  // named, so that no double routine is reached by a float argument.
+  DYT_HOST_DEVICE static S erf(S x) {
+#if defined(__CUDA_ARCH__)
+    if constexpr (std::is_same<S, float>::value) return ::erff(x);
+    else return ::erf(x);
+#else
+    return std::erf(x);
+#endif
+  }
+
+  DYT_HOST_DEVICE static S exp(S x) {
+#if defined(__CUDA_ARCH__)
+    if constexpr (std::is_same<S, float>::value) return ::expf(x);
+    else return ::exp(x);
+#else
+    return std::exp(x);
 #endif
   }
 
