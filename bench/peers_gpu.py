@@ -49,6 +49,41 @@ def dyt_eager(x, alpha, gamma, beta):
     return gamma * torch.tanh(alpha * x) + beta
 
 
+def ln_pair(t, res, w, b):
+    h = t + res
+    return h, F.layer_norm(h, (h.shape[-1],), w, b, 1e-5)
+
+
+def rms_pair(t, res, w, b):
+    h = t + res
+    return h, F.rms_norm(h, (h.shape[-1],), w, 1e-6)
+
+
+def dyt_pair(t, res, w, b, alpha):
+    h = t + res
+    return h, dyt_eager(h, alpha, w, b)
+
+
+# Timing a backward many times over one graph (retain_graph=True) needs
+# compiled backwards that keep their saved buffers.
+import torch._functorch.config  # noqa: E402
+torch._functorch.config.donated_buffer = False
+# Every shape and dtype (and grad mode) is a recompile; past the default limit
+# of 8 torch.compile silently runs the function eagerly, which would time
+# eager code under the name "compile".
+for _limit, _value in (("recompile_limit", 256), ("accumulated_recompile_limit", 4096)):
+    if hasattr(torch._dynamo.config, _limit):
+        setattr(torch._dynamo.config, _limit, _value)
+
+# Compiled once each (shapes may go dynamic after the first recompile, as
+# torch.compile does by default: its compile time stays bounded).
+RESIDUAL_PAIRS = {
+    "LayerNorm": (ln_pair, torch.compile(ln_pair)),
+    "RMSNorm": (rms_pair, torch.compile(rms_pair)),
+    "DyT": (dyt_pair, torch.compile(dyt_pair)),
+}
+
+
 def residual_pairs(dev, dname, dt, m, n, record):
     """PyTorch's unfused residual pair, h = x + r then the layer on h, eager and
     through torch.compile (which may fuse the two), forward and backward
@@ -64,20 +99,13 @@ def residual_pairs(dev, dname, dt, m, n, record):
     b = (0.1 * torch.randn(n, device=dev, dtype=dt)).requires_grad_()
     alpha = torch.tensor(0.5, device=dev, dtype=dt, requires_grad=True)
     nbytes = 4 * m * n * x.element_size()
-    layers = {
-        "LayerNorm": (lambda h: F.layer_norm(h, (n,), w, b, 1e-5), (w, b)),
-        "RMSNorm": (lambda h: F.rms_norm(h, (n,), w, 1e-6), (w,)),
-        "DyT": (lambda h: dyt_eager(h, alpha, w, b), (alpha, w, b)),
-    }
-    for layer, (norm, params) in layers.items():
-        def pair(t, res):
-            h = t + res
-            return h, norm(h)
-
-        for peer, fn in (("eager", pair), ("compile", torch.compile(pair, dynamic=False))):
+    for layer, (eager, compiled) in RESIDUAL_PAIRS.items():
+        extra = (alpha,) if layer == "DyT" else ()
+        params = {"LayerNorm": (w, b), "RMSNorm": (w,), "DyT": (alpha, w, b)}[layer]
+        for peer, fn in (("eager", eager), ("compile", compiled)):
             with torch.no_grad():
-                record(peer, layer, "fwdres", dname, m, n, median_ms(lambda: fn(x, r)), nbytes)
-            h, y = fn(x, r)
+                record(peer, layer, "fwdres", dname, m, n, median_ms(lambda: fn(x, r, w, b, *extra)), nbytes)
+            h, y = fn(x, r, w, b, *extra)
             inputs = (x,) + tuple(params)
             record(peer, layer, "bwdres", dname, m, n,
                    median_ms(lambda: torch.autograd.grad((y, h), inputs, (dy, dh), retain_graph=True)), nbytes)
@@ -89,6 +117,7 @@ def residual_pairs(dev, dname, dt, m, n, record):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
+    ap.add_argument("--residual-only", action="store_true", help="only the residual pairs (>= 4096 rows)")
     args = ap.parse_args()
     dev = "cuda"
     lig = liger()
@@ -120,6 +149,10 @@ def main():
                        median_ms(lambda: torch.autograd.grad(y, inputs, dy, retain_graph=True)), bwd_bytes)
                 del y
 
+            if args.residual_only:
+                if m >= 4096:
+                    residual_pairs(dev, dname, dt, m, n, record)
+                continue
             with torch.no_grad():
                 record("torch", "copy", "fwd", dname, m, n, median_ms(lambda: x.clone()), fwd_bytes)
             fwd_bwd("torch", "LayerNorm", lambda t: F.layer_norm(t, (n,), w, b, 1e-5), (w, b))

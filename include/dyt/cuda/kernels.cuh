@@ -172,15 +172,12 @@ __global__ void __launch_bounds__(max_block, 1024 / max_block) forward_staged(ro
   index_t r = blockIdx.x * per_block + threadIdx.x / tm.size;
   if constexpr (Residual) {
     // x and the residual staged, added in registers (h, rounded to S) and h
-    // written back; the layer then runs on the staged h. Two rows held twice
-    // over would cost the registers occupancy needs, so, as in backward, the
-    // copy engine brings the team's next rows into L2 instead.
+    // written back; the layer then runs on the staged h. Holding the next
+    // rows as well would cost the registers occupancy needs (tried: spills),
+    // so this kernel runs a team per row (launcher::plan) and the blocks
+    // overlap each other's loads instead.
     staged_engine<S, N, K, 2> eng(a.cols, tm);
     for (; r < a.rows; r += teams) {
-      if (lead && r + teams < a.rows) {
-        prefetch_l2(a.x + (r + teams) * a.x_stride, a.cols * sizeof(S));
-        prefetch_l2(a.residual + (r + teams) * a.residual_stride, a.cols * sizeof(S));
-      }
       eng.stage(0, a.x + r * a.x_stride);
       eng.stage(1, a.residual + r * a.residual_stride);
       eng.add_staged(a.residual + r * a.residual_stride);

@@ -125,6 +125,13 @@ struct launcher {
     const index_t resident = index_t(sms) * index_t(per_sm < 1 ? 1 : per_sm);
     const index_t needed = (rows + teams - 1) / teams;
     p.grid = needed < resident ? needed : resident;
+    // The fused residual forward cannot hold a team's next rows in registers
+    // beside its two inputs (forward_staged), so it takes a team for every row
+    // instead of a persistent grid: blocks the hardware starts as others finish
+    // keep more rows in flight (measured 0.61-0.83 of copy persistent, 0.73-0.96
+    // so; bench/RESULTS.md). Capped where a grid's x dimension ends; the kernels
+    // loop over any rows beyond.
+    if (Residual && !backward) p.grid = needed < index_t(0x7fffffff) ? needed : index_t(0x7fffffff);
     return cudaSuccess;
   }
 
