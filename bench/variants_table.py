@@ -44,7 +44,10 @@ def main(paths):
     print("|" + "---|" * (2 + len(runs)))
     for n in names:
         parts = n.split("/")  # layer/pass/type/shape, or a name like empty_kernel
-        c = copy.get("copy/" + "/".join(parts[1:])) if len(parts) == 4 else None
+        # The fused residual passes (fwdres, bwdres, and their -unfused pairs) share
+        # one baseline, copy/res (their 4 tensors' bytes).
+        base = "res" if len(parts) == 4 and parts[1].startswith(("fwdres", "bwdres")) else parts[1] if len(parts) == 4 else ""
+        c = copy.get("/".join(["copy", base] + parts[2:])) if len(parts) == 4 else None
         cells = []
         for _, m in runs:
             g = m.get(n)
