@@ -29,6 +29,7 @@
 
 #include <dyt/cuda.cuh>
 
+#include "../pointwise_truth.hpp"
 #include "truth.hpp"
 
 namespace {
@@ -542,6 +543,98 @@ TEST_CASE_TEMPLATE("Device functors: warp LayerNorm, block RMSNorm and the DyT e
     // dyt_functor: p.x drawn for LayerNorm is within the DyT bounds' assumptions too (any x).
     check_cuda<T>("dyt_functor", yd, fwd::dyt_truth(p, fwd::kDytVariants[0], policy_ulps<dyt::default_tanh_t<T>>).y);
   }
+}
+
+// ---- Derf and DyISRU (the point-wise layers beside DyT) ------------------------------------
+// Against tests/pointwise_truth.hpp's float64 truth with the device's bounds
+// (CUDA's erff/expf within 2 ulp; dalpha and dshift summed in any order), on
+// every shape and layout of the other tests, with the three parameter
+// variants; forward, backward (all gradients, dshift included), in place, and
+// the fused residual forward bit for bit against the add and then forward.
+namespace {
+
+template <class Spec, class T>
+void run_pointwise_case(shape_case s, layout lay, const variant& v) {
+  const std::string test = std::string("cuda ") + Spec::name + "/" + tname<T>();
+  rng g(seed_for(test.c_str(), std::uint64_t(v.id), std::uint64_t(s.rows * 100003 + s.cols),
+                 std::uint64_t(lay.pad + lay.misaligned)));
+  pw_problem<T> p(s.rows, s.cols, lay, g);
+  INFO(test << ", " << v.name << ", " << s.rows << " x " << s.cols << ", " << describe(lay) << ", base seed "
+            << base_seed());
+  const pw_truth truth = make_truth<Spec>(p, v, false, true);
+  mirror<T> x(p.x), dy(p.dy), alpha(p.alpha), shift(p.shift), gamma(p.gamma), beta(p.beta);
+  const auto layer = make_layer<Spec, T, dyt::cuda>(alpha.data(), shift.data(), v.gamma ? gamma.data() : nullptr,
+                                                    v.beta ? beta.data() : nullptr, s.cols);
+  const std::string name = Spec::name;
+
+  guarded<T> y(s.rows, s.cols, lay);
+  mirror<T> dy_out(y);
+  REQUIRE(layer.forward(x.cview(), dy_out.view(), nullptr).ok());
+  dy_out.download(y);
+  check_cuda<T>(name + " y", y, truth.y);
+  {
+    mirror<T> inplace(p.x);
+    REQUIRE(layer.forward(inplace.cview(), inplace.view(), nullptr).ok());
+    guarded<T> y2(s.rows, s.cols, lay);
+    inplace.download(y2);
+    CHECK_MESSAGE(y2.same_bits_as(y), name << " in place: " << y2.difference_from(y));
+  }
+  {
+    // forward_residual with a zero-free residual r: h = round(x + r), y = layer(h),
+    // bit for bit the plain forward on h (same layout, same launch shape).
+    pw_problem<T> q(s.rows, s.cols, lay, g);
+    guarded<T> h_want(q.x);
+    for (index_t r = 0; r < s.rows; ++r)
+      for (index_t c = 0; c < s.cols; ++c) h_want.set(r, c, double(float(p.x.get(r, c)) + float(q.x.get(r, c))));
+    mirror<T> h(q.x), h_plain(h_want);
+    guarded<T> yr(s.rows, s.cols, lay), yp(s.rows, s.cols, lay), h_got(s.rows, s.cols, lay);
+    mirror<T> dyr(yr), dyp(yp);
+    REQUIRE(layer.forward_residual(x.cview(), h.view(), dyr.view(), nullptr).ok());
+    REQUIRE(layer.forward(h_plain.cview(), dyp.view(), nullptr).ok());
+    dyr.download(yr);
+    dyp.download(yp);
+    h.download(h_got);
+    CHECK_MESSAGE(h_got.same_bits_as(h_want), name << " residual: " << h_got.difference_from(h_want));
+    CHECK_MESSAGE(yr.same_bits_as(yp), name << " forward_residual y: " << yr.difference_from(yp));
+  }
+
+  guarded<T> dx(s.rows, s.cols, lay);
+  mirror<T> ddx(dx);
+  pw_grads<T> gr(s.cols, lay);
+  mirror<T> g0(gr.slot[0]), g1(gr.slot[1]), g2(gr.slot[2]), g3(gr.slot[3]);
+  typename Spec::template layer<T, dyt::cuda>::gradients grads;
+  grads.dgamma = truth.grads & 1u ? g0.data() : nullptr;
+  grads.dbeta = truth.grads & 2u ? g1.data() : nullptr;
+  grads.dalpha = g2.data();
+  if constexpr (Spec::has_shift) grads.dshift = g3.data();
+  REQUIRE(layer.backward(x.cview(), dy.cview(), ddx.view(), grads, nullptr).ok());
+  ddx.download(dx);
+  check_cuda<T>(name + " dx", dx, truth.dx);
+  mirror<T>* gm[4] = {&g0, &g1, &g2, &g3};
+  for (int i = 0; i < 4; ++i)
+    if ((truth.grads >> i) & 1u) {
+      gm[i]->download(gr.slot[i]);
+      check_cuda<T>(name + " " + kGradNames[i], gr.slot[i], truth.grad[i]);
+    }
+}
+
+template <class Spec, class T>
+void run_pointwise() {
+  for (const shape_case& s : shapes())
+    for (const layout& lay : kGpuLayouts) {
+      run_pointwise_case<Spec, T>(s, lay, kVariants[0]);
+      if (s.cols == 768 || s.cols == 17 || s.cols == 4097 || (quick() && s.cols == 3))
+        for (int v = 1; v < 3; ++v) run_pointwise_case<Spec, T>(s, lay, kVariants[v]);
+    }
+}
+
+}  // namespace
+
+TEST_CASE_TEMPLATE("Derf on CUDA matches the float64 reference", T, float, bf16, __half) {
+  run_pointwise<derf_spec, T>();
+}
+TEST_CASE_TEMPLATE("DyISRU on CUDA matches the float64 reference", T, float, bf16, __half) {
+  run_pointwise<dyisru_spec, T>();
 }
 
 // ---- The fused residual add ------------------------------------------------------------------

@@ -191,8 +191,16 @@ struct loop_engine {
       a = a + p.first;
       b = b + p.second;
     });
-    if constexpr (N == 1) return tm.reduce2(a, b, parity);
-    else return tm.reduce2(a.sum(), b.sum(), parity);
+    float sa, sb;
+    if constexpr (N == 1) {
+      sa = a;
+      sb = b;
+    } else {
+      sa = a.sum();
+      sb = b.sum();
+    }
+    if (LocalSum) return {sa, sb};
+    return tm.reduce2(sa, sb, parity);
   }
 };
 
@@ -300,6 +308,7 @@ struct staged_engine {
       a += p.first;
       b += p.second;
     }
+    if (LocalSum) return {a.sum(), b.sum()};
     return tm.reduce2(a.sum(), b.sum(), parity);
   }
 };

@@ -42,6 +42,7 @@ struct row_args {
   S* dx = nullptr;
   index_t dx_stride = 0;
   const S* alpha = nullptr;
+  const S* shift = nullptr;  // Derf's (null for the layers without one)
   const S* gamma = nullptr;
   const S* beta = nullptr;
   float eps = 0.f;
@@ -53,7 +54,7 @@ struct row_args {
   float* partials = nullptr;  // backward: gridDim.x slots of slot_stride floats
   index_t slot_stride = 0;
   int col_grads = 0;     // dgamma, dbeta present: partial vectors per slot
-  int scalar_grads = 0;  // dalpha: one scalar after them
+  int scalar_grads = 0;  // dalpha (and Derf's dshift): scalars after them
 };
 
 // ---- Row glue: what each layer's CPU row_forward / row_backward lambda does ----------
@@ -61,21 +62,35 @@ struct row_args {
 // true; docs/numerics.md): rows of tiny spread next to their mean, and rows
 // whose sums overflow float, are swept again, on a branch the whole team takes.
 // backward() gets the dgamma and dbeta accumulators (null where the layer lacks
-// the parameter) and returns the row's share of dalpha (0 without one).
-template <class Tanh>
-struct dyt_rows {
-  using math = ops::dyt_math<Tanh>;
-  static constexpr bool local_sum = true;  // dalpha needs only the grand total
-  static constexpr int k_fwd_16bit = 2;    // long 16-bit rows: vectors a thread in forward (measured best)
+// the parameter) and returns the row's shares of the scalar gradients: dalpha
+// and dshift for the point-wise layers, {0, 0} for the norms.
+// The point-wise layers (DyT, Derf, DyISRU): Squash is the device's squash
+// (ops/squash.hpp; tanh policies mapped by device_squash_t), Shift whether u
+// has Derf's shift.
+template <class Squash, bool Shift>
+struct pointwise_rows {
+  using math = ops::pointwise_math<Squash>;
+  static constexpr bool local_sum = true;  // dalpha and dshift need only their grand totals
+  static constexpr int k_fwd_16bit = 2;    // long 16-bit rows: vectors a thread in forward (measured best, DyT)
+
+  template <class S>
+  __device__ DYT_INLINE static auto map(const row_args<S>& a) {
+    if constexpr (Shift) return ops::scale_shift<float>{load_one(a.alpha), load_one(a.shift)};
+    else return load_one(a.alpha);
+  }
 
   template <class E, class S>
   __device__ DYT_INLINE static void forward(const E& eng, const row_args<S>& a, index_t, const S* x, S* y, bool) {
-    math::forward_row(eng, load_one(a.alpha), x, y, a.gamma, a.beta);
+    math::forward_row(eng, map(a), x, y, a.gamma, a.beta);
   }
   template <class E, class S, class DX>
-  __device__ DYT_INLINE static float backward(const E& eng, const row_args<S>& a, index_t, const S* x, const S* dy,
-                                              DX dx, float* dgamma_acc, float* dbeta_acc) {
-    return math::backward_row(eng, load_one(a.alpha), x, dy, dx, a.gamma, dgamma_acc, dbeta_acc);
+  __device__ DYT_INLINE static ops::sum_pair<float> backward(const E& eng, const row_args<S>& a, index_t, const S* x,
+                                                             const S* dy, DX dx, float* dgamma_acc, float* dbeta_acc) {
+    if constexpr (Shift) {
+      return math::backward_row(eng, map(a), x, dy, dx, a.gamma, dgamma_acc, dbeta_acc);
+    } else {
+      return {math::backward_row(eng, map(a), x, dy, dx, a.gamma, dgamma_acc, dbeta_acc), 0.f};
+    }
   }
 };
 
@@ -91,8 +106,9 @@ struct layer_norm_rows {
                       leader && a.rstd ? a.rstd + r : nullptr);
   }
   template <class E, class S, class DX>
-  __device__ DYT_INLINE static float backward(const E& eng, const row_args<S>& a, index_t r, const S* x, const S* dy,
-                                              DX dx, float* dgamma_acc, float* dbeta_acc) {
+  __device__ DYT_INLINE static ops::sum_pair<float> backward(const E& eng, const row_args<S>& a, index_t r,
+                                                             const S* x, const S* dy, DX dx, float* dgamma_acc,
+                                                             float* dbeta_acc) {
     float mean, rstd;
     if (a.saved_rstd) {
       mean = a.saved_mean[r];
@@ -101,7 +117,7 @@ struct layer_norm_rows {
       math::moments<true>(eng, x, a.eps, mean, rstd);
     }
     math::backward_row<true>(eng, x, dy, dx, a.gamma, mean, rstd, dgamma_acc, dbeta_acc);
-    return 0.f;
+    return {0.f, 0.f};
   }
 };
 
@@ -116,11 +132,12 @@ struct rms_norm_rows {
     math::forward_row<true>(eng, x, y, a.gamma, a.form, a.eps, leader && a.rstd ? a.rstd + r : nullptr);
   }
   template <class E, class S, class DX>
-  __device__ DYT_INLINE static float backward(const E& eng, const row_args<S>& a, index_t r, const S* x, const S* dy,
-                                              DX dx, float* dgamma_acc, float*) {
+  __device__ DYT_INLINE static ops::sum_pair<float> backward(const E& eng, const row_args<S>& a, index_t r,
+                                                             const S* x, const S* dy, DX dx, float* dgamma_acc,
+                                                             float*) {
     const float rstd = a.saved_rstd ? a.saved_rstd[r] : math::rstd<true>(eng, x, a.eps);
     math::backward_row(eng, x, dy, dx, a.gamma, a.form, rstd, dgamma_acc);
-    return 0.f;
+    return {0.f, 0.f};
   }
 };
 
@@ -228,6 +245,22 @@ __device__ DYT_INLINE float block_sum(float v, float* scratch32) {
   return s;
 }
 
+__device__ DYT_INLINE void add_to(ops::sum_pair<float>& acc, const ops::sum_pair<float>& v) {
+  acc.first += v.first;
+  acc.second += v.second;
+}
+
+// The block's scalar gradient sums (dalpha, then dshift) into its slot, after
+// the column sums.
+template <class S>
+__device__ DYT_INLINE void store_scalars(const row_args<S>& a, const ops::sum_pair<float>& scalar, float* slot,
+                                         float* scratch32) {
+  for (int g = 0; g < a.scalar_grads; ++g) {
+    const float s = block_sum(g == 0 ? scalar.first : scalar.second, scratch32);
+    if (threadIdx.x == 0) slot[index_t(a.col_grads) * a.cols + g] = s;
+  }
+}
+
 // dgamma/dbeta sums: each team keeps 2 * cols floats of shared memory (every
 // thread only ever touches its own columns there, so no barrier is needed until
 // the end), across all its rows; at the end the block adds its teams' sums in
@@ -260,7 +293,7 @@ __global__ void __launch_bounds__(max_block) backward_staged(row_args<S> a, int 
   }
   float* const dgamma_acc = a.gamma ? mine : nullptr;
   float* const dbeta_acc = a.beta ? mine + a.cols : nullptr;
-  float scalar = 0.f;
+  ops::sum_pair<float> scalar{0.f, 0.f};  // dalpha's and dshift's shares
   for (index_t r = blockIdx.x * per_block + my_team; r < a.rows; r += teams) {
     // Backward keeps one row in registers (x and dy double-buffered would cost
     // more registers than the occupancy they buy back): the copy engine brings
@@ -272,8 +305,8 @@ __global__ void __launch_bounds__(max_block) backward_staged(row_args<S> a, int 
     }
     eng.stage(0, a.x + r * a.x_stride);
     eng.stage(1, a.dy + r * a.dy_stride);
-    scalar += Glue::backward(eng, a, r, staged_tag<S>(0), staged_tag<S>(1), dx_row<Residual>(a, r), dgamma_acc,
-                             dbeta_acc);
+    add_to(scalar, Glue::backward(eng, a, r, staged_tag<S>(0), staged_tag<S>(1), dx_row<Residual>(a, r), dgamma_acc,
+                                  dbeta_acc));
   }
 
   float* slot = a.partials + index_t(blockIdx.x) * a.slot_stride;
@@ -290,10 +323,7 @@ __global__ void __launch_bounds__(max_block) backward_staged(row_args<S> a, int 
       }
     }
   }
-  if (a.scalar_grads) {
-    const float s = block_sum(scalar, scratch);
-    if (threadIdx.x == 0) slot[index_t(a.col_grads) * a.cols] = s;
-  }
+  store_scalars(a, scalar, slot, scratch);
 }
 
 // One team per block; the block's partial sums accumulate in its workspace slot.
@@ -309,24 +339,22 @@ __global__ void __launch_bounds__(max_block) backward_loop(row_args<S> a, int te
   // Each thread zeroes the columns it will accumulate into (the engine's own split).
   for (int g = 0; g < a.col_grads; ++g)
     eng.for_each([&](const auto& at) { at.store(slot + g * a.cols, at.splat(0.f)); });
-  float scalar = 0.f;
+  ops::sum_pair<float> scalar{0.f, 0.f};  // dalpha's and dshift's shares
   for (index_t r = blockIdx.x; r < a.rows; r += gridDim.x)
-    scalar += Glue::backward(eng, a, r, a.x + r * a.x_stride, a.dy + r * a.dy_stride, dx_row<Residual>(a, r),
-                             dgamma_acc, dbeta_acc);
-  if (a.scalar_grads) {
-    const float s = block_sum(scalar, scratch);
-    if (threadIdx.x == 0) slot[index_t(a.col_grads) * a.cols] = s;
-  }
+    add_to(scalar, Glue::backward(eng, a, r, a.x + r * a.x_stride, a.dy + r * a.dy_stride, dx_row<Residual>(a, r),
+                                  dgamma_acc, dbeta_acc));
+  store_scalars(a, scalar, slot, scratch);
 }
 
 // Adds `slots` partial-sum slots in slot order and writes (or adds to) the
-// gradients. Entry i of a slot is column i of dgamma, then dbeta, then dalpha.
+// gradients. Entry i of a slot is column i of dgamma, then dbeta, then dalpha
+// (then Derf's dshift).
 // Block (32, 8): 32 entries; the 8 rows of threads take every 8th slot, then
 // one thread adds the 8 in row order.
 template <class S>
 __global__ void __launch_bounds__(256) reduce_partials(const float* partials, index_t slots, index_t slot_stride,
                                                        index_t cols, int col_grads, int scalar_grads, S* out0,
-                                                       S* out1, S* out_scalar, bool accumulate) {
+                                                       S* out1, S* out_scalar0, S* out_scalar1, bool accumulate) {
   __shared__ float part[8][33];
   const index_t n = index_t(col_grads) * cols + scalar_grads;
   const index_t i = index_t(blockIdx.x) * 32 + threadIdx.x;
@@ -338,9 +366,10 @@ __global__ void __launch_bounds__(256) reduce_partials(const float* partials, in
   if (threadIdx.y != 0 || i >= n) return;
   float total = part[0][threadIdx.x];
   for (int y = 1; y < 8; ++y) total += part[y][threadIdx.x];
-  S* out = out_scalar;
+  const index_t col_entries = index_t(col_grads) * cols;
+  S* out = i == col_entries ? out_scalar0 : out_scalar1;
   index_t j = 0;
-  if (i < index_t(col_grads) * cols) {
+  if (i < col_entries) {
     out = i < cols ? out0 : out1;
     j = i < cols ? i : i - cols;
   }

@@ -149,8 +149,8 @@ struct launcher {
   }
 
   // The rows pass, then (when the layer has parameter gradients) the fixed-order sum.
-  static cudaError_t backward(const row_args<S>& a, const launch_plan& p, S* out0, S* out1, S* out_scalar,
-                              bool accumulate, cudaStream_t stream) {
+  static cudaError_t backward(const row_args<S>& a, const launch_plan& p, S* out0, S* out1, S* out_scalar0,
+                              S* out_scalar1, bool accumulate, cudaStream_t stream) {
     const dim3 grid(unsigned(p.grid)), block(unsigned(p.block));
     switch (p.path) {
       case 0: backward_loop<Glue, S, 1, Residual><<<grid, block, 0, stream>>>(a, p.team_warps); break;
@@ -162,9 +162,10 @@ struct launcher {
     }
     cudaError_t e = cudaGetLastError();
     const index_t n = index_t(a.col_grads) * a.cols + a.scalar_grads;
-    if (e != cudaSuccess || n == 0 || !(out0 || out1 || out_scalar)) return e;
+    if (e != cudaSuccess || n == 0 || !(out0 || out1 || out_scalar0 || out_scalar1)) return e;
     reduce_partials<S><<<unsigned((n + 31) / 32), dim3(32, 8), 0, stream>>>(
-        a.partials, p.grid, a.slot_stride, a.cols, a.col_grads, a.scalar_grads, out0, out1, out_scalar, accumulate);
+        a.partials, p.grid, a.slot_stride, a.cols, a.col_grads, a.scalar_grads, out0, out1, out_scalar0, out_scalar1,
+        accumulate);
     return cudaGetLastError();
   }
 };

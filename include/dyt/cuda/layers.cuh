@@ -1,5 +1,6 @@
 // dyt/cuda/layers.cuh: the layers on the CUDA backend,
-//   dyt::DyT<T, dyt::cuda>, dyt::LayerNorm<T, dyt::cuda>, dyt::RMSNorm<T, dyt::cuda>
+//   dyt::DyT<T, dyt::cuda>, dyt::Derf<T, dyt::cuda>, dyt::DyISRU<T, dyt::cuda>,
+//   dyt::LayerNorm<T, dyt::cuda>, dyt::RMSNorm<T, dyt::cuda>
 // with T = float, __nv_bfloat16, __half, dyt::bfloat16 or dyt::half. Views,
 // parameters, statistics, gradients and the workspace are device memory; the
 // argument checks are the CPU layers' own (same codes, same messages) and run on
@@ -19,6 +20,8 @@
 #include "../backend.hpp"
 #include "../backward_plan.hpp"
 #include "../detail/checks.hpp"
+#include "../layers/derf.hpp"
+#include "../layers/dyisru.hpp"
 #include "../layers/dyt.hpp"
 #include "../layers/layer_norm.hpp"
 #include "../layers/rms_norm.hpp"
@@ -186,8 +189,8 @@ class layer_shell {
     a.col_grads = layout.col_grads;
     a.scalar_grads = layout.scalar_grads;
     T* col_out[2] = {nullptr, nullptr};
-    T* scalar_out = nullptr;
-    self().grad_outputs(grads, col_out, &scalar_out);
+    T* scalar_out[2] = {nullptr, nullptr};
+    self().grad_outputs(grads, col_out, scalar_out);
 
     void* scratch = ws.data;
     if (needed && !scratch) {
@@ -215,12 +218,13 @@ class layer_shell {
   }
 
   template <bool Residual>
-  cudaError_t launch_backward(const row_args<S>& a, T* const* col_out, T* scalar_out, bool accumulate,
+  cudaError_t launch_backward(const row_args<S>& a, T* const* col_out, T* const* scalar_out, bool accumulate,
                               cudaStream_t stream) const {
     launch_plan p;
     cudaError_t e = run<Residual>::plan(a.rows, a.cols, vectors(a, true), true, a.col_grads > 0, p);
     if (e == cudaSuccess)
-      e = run<Residual>::backward(a, p, as_storage(col_out[0]), as_storage(col_out[1]), as_storage(scalar_out),
+      e = run<Residual>::backward(a, p, as_storage(col_out[0]), as_storage(col_out[1]), as_storage(scalar_out[0]),
+                                  as_storage(scalar_out[1]),
                                   accumulate, stream);
     return e;
   }
@@ -242,86 +246,115 @@ class layer_shell {
 
 }  // namespace cuda_detail
 
-// ---- DyT -------------------------------------------------------------------------------
-template <class T, class Tanh>
-class DyT<T, cuda, Tanh>
-    : public cuda_detail::layer_shell<DyT<T, cuda, Tanh>, T, cuda_detail::dyt_rows<cuda_detail::device_tanh_t<Tanh>>> {
-  using base =
-      cuda_detail::layer_shell<DyT<T, cuda, Tanh>, T, cuda_detail::dyt_rows<cuda_detail::device_tanh_t<Tanh>>>;
+// ---- The point-wise layers: DyT, Derf, DyISRU ------------------------------------------
+namespace cuda_detail {
+// The squash a device kernel runs for a layer's: tanh policies through
+// device_tanh_t (tanh_fast is tanh.approx.f32 there), the others as they are.
+template <class Squash>
+struct device_squash {
+  using type = Squash;
+};
+template <class Tanh>
+struct device_squash<ops::tanh_squash<Tanh>> {
+  using type = ops::tanh_squash<device_tanh_t<Tanh>>;
+};
+template <class Kind>
+using pointwise_glue = pointwise_rows<typename device_squash<typename Kind::squash>::type, Kind::has_shift>;
+}  // namespace cuda_detail
+
+namespace detail {
+// The point-wise layers on CUDA (layers/pointwise.hpp is the CPU's): the
+// public classes DyT<T, cuda, Tanh>, Derf<T, cuda> and DyISRU<T, cuda> derive
+// from this and add only their constructors. alpha (and Derf's shift) are one
+// value each on the device, required; gamma and beta cols values each, either
+// may be null.
+template <class Kind, class T>
+class pointwise_layer<Kind, T, cuda>
+    : public cuda_detail::layer_shell<pointwise_layer<Kind, T, cuda>, T, cuda_detail::pointwise_glue<Kind>> {
+  using base = cuda_detail::layer_shell<pointwise_layer<Kind, T, cuda>, T, cuda_detail::pointwise_glue<Kind>>;
   friend base;
+  static constexpr bool has_shift = Kind::has_shift;
 
  public:
-  // What runs on the device: tanh_fast means tanh.approx.f32 there (see cuda/tanh.cuh).
-  using tanh_policy = cuda_detail::device_tanh_t<Tanh>;
-
-  struct gradients {
-    T* dalpha = nullptr;
-    T* dgamma = nullptr;
-    T* dbeta = nullptr;
-  };
-
-  // alpha (one value), gamma and beta (cols values each, either may be null): device pointers.
-  DyT(const T* alpha, const T* gamma, const T* beta, index_t cols) noexcept
-      : base(cols), alpha_(alpha), gamma_(gamma), beta_(beta) {}
+  using gradients = pointwise_gradients<T, has_shift>;
 
   const T* alpha() const { return alpha_; }
   const T* gamma() const { return gamma_; }
   const T* beta() const { return beta_; }
 
   status forward(rows_view<const T> x, rows_view<T> y, cudaStream_t stream) const {
-    return this->forward_impl("dyt::DyT::forward", x, nullptr, y, {}, stream);
+    return this->forward_impl(Kind::names.forward, x, nullptr, y, {}, stream);
   }
   status backward(rows_view<const T> x, rows_view<const T> dy, rows_view<T> dx, const gradients& grads,
                   cudaStream_t stream, grad_mode mode = grad_mode::overwrite, device_workspace ws = {}) const {
-    return this->backward_impl("dyt::DyT::backward", x, nullptr, dy, dx, grads, mode, {}, ws, stream);
+    return this->backward_impl(Kind::names.backward, x, nullptr, dy, dx, grads, mode, {}, ws, stream);
   }
 
-  // Fused residual add, as on the CPU (layers/dyt.hpp): residual <- x + residual
-  // (in place, rounded to T), then y = DyT(residual), in one pass over memory.
-  // y may be x; it must not overlap residual.
+  // Fused residual add, as on the CPU (layers/pointwise.hpp): residual <- x +
+  // residual (in place, rounded to T), then y = layer(residual), in one pass
+  // over memory. y may be x; it must not overlap residual.
   status forward_residual(rows_view<const T> x, rows_view<T> residual, rows_view<T> y, cudaStream_t stream) const {
-    return this->forward_impl("dyt::DyT::forward_residual", x, &residual, y, {}, stream);
+    return this->forward_impl(Kind::names.forward_residual, x, &residual, y, {}, stream);
   }
   // Its backward: dx = dh + the layer's dx, rounded once, for h the residual
   // forward_residual left; dx may be dh (in place), h or dy.
   status backward_residual(rows_view<const T> h, rows_view<const T> dy, rows_view<const T> dh, rows_view<T> dx,
                            const gradients& grads, cudaStream_t stream, grad_mode mode = grad_mode::overwrite,
                            device_workspace ws = {}) const {
-    return this->backward_impl("dyt::DyT::backward_residual", h, &dh, dy, dx, grads, mode, {}, ws, stream);
+    return this->backward_impl(Kind::names.backward_residual, h, &dh, dy, dx, grads, mode, {}, ws, stream);
   }
+
+ protected:
+  // shift: null for the layers without one (never read).
+  pointwise_layer(const T* alpha, const T* shift, const T* gamma, const T* beta, index_t cols) noexcept
+      : base(cols), alpha_(alpha), shift_(shift), gamma_(gamma), beta_(beta) {}
+
+  const T* shift_pointer() const { return shift_; }
 
  private:
-  static constexpr const char* name = "dyt::DyT";
+  static constexpr const char* name = Kind::names.layer;
   static constexpr int stats_saved = 0;
 
-  void check_params(detail::arg_check& check) const { check.not_null(alpha_, "alpha"); }
-  void add_params(detail::region_list& regions) const {
-    regions.array("alpha", alpha_, 1, false).array("gamma", gamma_, this->cols(), false);
-    regions.array("beta", beta_, this->cols(), false);
+  void check_params(detail::arg_check& check) const {
+    check.not_null(alpha_, "alpha");
+    if (has_shift) check.not_null(shift_, "shift");
   }
-  detail::grad_layout layout() const { return {this->cols(), int(gamma_ != nullptr) + int(beta_ != nullptr), 1}; }
+  void add_params(detail::region_list& regions) const {
+    regions.array("alpha", alpha_, 1, false);
+    if (has_shift) regions.array("shift", shift_, 1, false);
+    regions.array("gamma", gamma_, this->cols(), false).array("beta", beta_, this->cols(), false);
+  }
+  // dgamma (if gamma), dbeta (if beta); dalpha, and dshift after it.
+  detail::grad_layout layout() const {
+    return {this->cols(), int(gamma_ != nullptr) + int(beta_ != nullptr), has_shift ? 2 : 1};
+  }
   void check_grads(detail::arg_check& check, detail::region_list& regions, const gradients& g) const {
     check.grad_for(g.dgamma, gamma_, "dgamma", "gamma").grad_for(g.dbeta, beta_, "dbeta", "beta");
-    regions.array("dalpha", g.dalpha, 1, true).array("dgamma", g.dgamma, this->cols(), true);
-    regions.array("dbeta", g.dbeta, this->cols(), true);
+    regions.array("dalpha", g.dalpha, 1, true);
+    if constexpr (has_shift) regions.array("dshift", g.dshift, 1, true);
+    regions.array("dgamma", g.dgamma, this->cols(), true).array("dbeta", g.dbeta, this->cols(), true);
   }
   void grad_outputs(const gradients& g, T** col_out, T** scalar_out) const {
     int n = 0;
     if (gamma_) col_out[n++] = g.dgamma;
     if (beta_) col_out[n++] = g.dbeta;
-    *scalar_out = g.dalpha;
+    scalar_out[0] = g.dalpha;
+    if constexpr (has_shift) scalar_out[1] = g.dshift;
   }
   template <class A>
   void fill(A& a) const {
     a.alpha = cuda_detail::as_storage(alpha_);
+    a.shift = cuda_detail::as_storage(shift_);
     a.gamma = cuda_detail::as_storage(gamma_);
     a.beta = cuda_detail::as_storage(beta_);
   }
 
   const T* alpha_;
+  const T* shift_;
   const T* gamma_;
   const T* beta_;
 };
+}  // namespace detail
 
 // ---- LayerNorm ---------------------------------------------------------------------------
 template <class T>

@@ -213,6 +213,13 @@ struct lanes<cuda_detail::fvec<N>> {
   __device__ DYT_INLINE static V sqrt(const V& x) {
     return cuda_detail::map(x, [](float a) { return ::sqrtf(a); });
   }
+  // Derf's erf and its slope's exp (ops/squash.hpp): CUDA's erff (2 ulp) and expf (2 ulp).
+  __device__ DYT_INLINE static V erf(const V& x) {
+    return cuda_detail::map(x, [](float a) { return ::erff(a); });
+  }
+  __device__ DYT_INLINE static V exp(const V& x) {
+    return cuda_detail::map(x, [](float a) { return ::expf(a); });
+  }
 };
 
 }  // namespace dyt
