@@ -20,6 +20,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <dyt/cuda.cuh>
@@ -141,19 +142,35 @@ void bm_empty(benchmark::State& state) {
 // ---- The layers -----------------------------------------------------------------------
 template <class T>
 struct params {
-  device_array<T> alpha{1}, gamma, beta, dalpha{1}, dgamma, dbeta;
+  device_array<T> alpha{1}, shift{1}, gamma, beta, dalpha{1}, dshift{1}, dgamma, dbeta;
   explicit params(index_t n) : gamma(std::size_t(n)), beta(std::size_t(n)), dgamma(std::size_t(n)), dbeta(std::size_t(n)) {
     fill(gamma.p, n, 11);
     fill(beta.p, n, 12);
     fill(alpha.p, 1, 13);
+    fill(shift.p, 1, 14);
   }
 };
 
-template <class T>
-struct dyt_bench {
-  using layer_t = dyt::DyT<T, dyt::cuda>;
-  static layer_t make(params<T>& p, index_t n) { return layer_t(p.alpha.p, p.gamma.p, p.beta.p, n); }
-  static typename layer_t::gradients grads(params<T>& p) { return {p.dalpha.p, p.dgamma.p, p.dbeta.p}; }
+// The point-wise layers (DyT, Derf, DyISRU): the same calls; Derf also has a shift.
+template <class Layer>
+struct pointwise_bench {
+  using T = typename Layer::value_type;
+  using layer_t = Layer;
+  static constexpr bool has_shift = std::is_same<Layer, dyt::Derf<T, dyt::cuda>>::value;
+  static layer_t make(params<T>& p, index_t n) {
+    if constexpr (has_shift)
+      return layer_t(p.alpha.p, p.shift.p, p.gamma.p, p.beta.p, n);
+    else
+      return layer_t(p.alpha.p, p.gamma.p, p.beta.p, n);
+  }
+  static typename layer_t::gradients grads(params<T>& p) {
+    typename layer_t::gradients g;
+    g.dalpha = p.dalpha.p;
+    g.dgamma = p.dgamma.p;
+    g.dbeta = p.dbeta.p;
+    if constexpr (has_shift) g.dshift = p.dshift.p;
+    return g;
+  }
   static dyt::status forward(const layer_t& l, dyt::rows_view<const T> x, dyt::rows_view<T> y, float*, float*) {
     return l.forward(x, y, nullptr);
   }
@@ -171,6 +188,8 @@ struct dyt_bench {
     return l.backward_residual(h, dy, dh, dx, grads(p), nullptr, dyt::grad_mode::overwrite, ws);
   }
 };
+template <class T>
+using dyt_bench = pointwise_bench<dyt::DyT<T, dyt::cuda>>;
 template <class T>
 struct ln_bench {
   using layer_t = dyt::LayerNorm<T, dyt::cuda>;
@@ -373,6 +392,13 @@ void register_type(const char* tname) {
     reg(std::string("RMSNorm/bwd/") + tname + "/" + dims, [=](benchmark::State& st) { bm_backward<rms_bench<T>, T>(st, m, n); });
     // The fused residual add: ours fused ("fwdres"/"bwdres"), ours unfused ("...-unfused"), copy of the same bytes.
     reg("copy/res/" + std::string(tname) + "/" + dims, [=](benchmark::State& st) { bm_copy<T>(st, m, n, 4); });
+    // Derf and DyISRU beside DyT (issue 6 part 3): the same kernels with erff / the ISRU.
+    using derf = pointwise_bench<dyt::Derf<T, dyt::cuda>>;
+    using dyisru = pointwise_bench<dyt::DyISRU<T, dyt::cuda>>;
+    reg(std::string("Derf/fwd/") + tname + "/" + dims, [=](benchmark::State& st) { bm_forward<derf, T>(st, m, n); });
+    reg(std::string("Derf/bwd/") + tname + "/" + dims, [=](benchmark::State& st) { bm_backward<derf, T>(st, m, n); });
+    reg(std::string("DyISRU/fwd/") + tname + "/" + dims, [=](benchmark::State& st) { bm_forward<dyisru, T>(st, m, n); });
+    reg(std::string("DyISRU/bwd/") + tname + "/" + dims, [=](benchmark::State& st) { bm_backward<dyisru, T>(st, m, n); });
     register_residual<dyt_bench<T>, T>(reg, "DyT", tname, dims, m, n);
     register_residual<ln_bench<T>, T>(reg, "LayerNorm", tname, dims, m, n);
     register_residual<rms_bench<T>, T>(reg, "RMSNorm", tname, dims, m, n);

@@ -29,6 +29,25 @@ def load_bench(path):
 
 
 RESIDUAL_TARGET = 0.85
+SHAPES = ("1x4096", "32x4096", "4096x4096", "16384x4096", "16384x8192", "50432x768")
+
+
+def measured(ours, layers, dirs):
+    """Every (layer, dir, dtype, shape) bench_cuda measured, in table order:
+    (layer, dir, dtype, shape, key, our row, m, n)."""
+    for layer in layers:
+        for d in dirs:
+            for dt in ("f32", "bf16"):
+                for shape in SHAPES:
+                    key = f"{layer}/{d}/{dt}/{shape}"
+                    if key in ours:
+                        m, n = (int(v) for v in shape.split("x"))
+                        yield layer, d, dt, shape, key, ours[key], m, n
+
+
+def peer_rows(peers, layer, d, dt, m, n):
+    return [r for r in peers["rows"] if r["layer"] == layer and r["dir"] == d and r["dtype"] == dt
+            and r["m"] == m and r["n"] == n]
 
 
 def residual_table(ours, peers, misses):
@@ -36,35 +55,26 @@ def residual_table(ours, peers, misses):
     same 4 tensors' bytes, our own unfused pair (add kernel, then the layer)
     and PyTorch's pair (eager, and through torch.compile), all as times."""
     rows = []
-    for layer in ("DyT", "LayerNorm", "RMSNorm"):
-        for d in ("fwdres", "bwdres"):
-            for dt in ("f32", "bf16"):
-                for shape in ("1x4096", "32x4096", "4096x4096", "16384x4096", "16384x8192", "50432x768"):
-                    key = f"{layer}/{d}/{dt}/{shape}"
-                    if key not in ours:
-                        continue
-                    o = ours[key]
-                    c = ours.get(f"copy/res/{dt}/{shape}")
-                    u = ours.get(f"{layer}/{d}-unfused/{dt}/{shape}")
-                    gbs = o["bytes"] / o["secs"] / 1e9
-                    ratio = gbs / (c["bytes"] / c["secs"] / 1e9) if c else float("nan")
-                    m, n = (int(v) for v in shape.split("x"))
-                    cands = {r["peer"]: r for r in peers["rows"] if r["layer"] == layer and r["dir"] == d
-                             and r["dtype"] == dt and r["m"] == m and r["n"] == n}
-                    big = m >= 4096
-                    if big and ratio < RESIDUAL_TARGET:
-                        misses.append(f"{key}: {ratio:.3f} of copy < {RESIDUAL_TARGET}")
-                    for peer, r in cands.items():
-                        if r["ms"] * 1e-3 < o["secs"]:
-                            misses.append(f"{key}: slower than {peer}'s pair ({o['secs'] * 1e6:.1f} > {r['ms'] * 1e3:.1f} us)")
+    for layer, d, dt, shape, key, o, m, n in measured(ours, ("DyT", "LayerNorm", "RMSNorm"), ("fwdres", "bwdres")):
+        c = ours.get(f"copy/res/{dt}/{shape}")
+        u = ours.get(f"{layer}/{d}-unfused/{dt}/{shape}")
+        gbs = o["bytes"] / o["secs"] / 1e9
+        ratio = gbs / (c["bytes"] / c["secs"] / 1e9) if c else float("nan")
+        cands = {r["peer"]: r for r in peer_rows(peers, layer, d, dt, m, n)}
+        big = m >= 4096
+        if big and ratio < RESIDUAL_TARGET:
+            misses.append(f"{key}: {ratio:.3f} of copy < {RESIDUAL_TARGET}")
+        for peer, r in cands.items():
+            if r["ms"] * 1e-3 < o["secs"]:
+                misses.append(f"{key}: slower than {peer}'s pair ({o['secs'] * 1e6:.1f} > {r['ms'] * 1e3:.1f} us)")
 
-                    def vs(secs):
-                        return f"{secs * 1e6:.1f} ({secs / o['secs']:.2f}x)" if secs else "-"
+        def vs(secs):
+            return f"{secs * 1e6:.1f} ({secs / o['secs']:.2f}x)" if secs else "-"
 
-                    rows.append(f"| {layer} | {d} | {dt} | {shape} | {o['secs'] * 1e6:.1f} | {ratio:.3f} | "
-                                f"{'>= %.2f' % RESIDUAL_TARGET if big else 'report'} | {vs(u['secs'] if u else None)} | "
-                                f"{vs(cands['eager']['ms'] * 1e-3 if 'eager' in cands else None)} | "
-                                f"{vs(cands['compile']['ms'] * 1e-3 if 'compile' in cands else None)} |")
+        rows.append(f"| {layer} | {d} | {dt} | {shape} | {o['secs'] * 1e6:.1f} | {ratio:.3f} | "
+                    f"{'>= %.2f' % RESIDUAL_TARGET if big else 'report'} | {vs(u['secs'] if u else None)} | "
+                    f"{vs(cands['eager']['ms'] * 1e-3 if 'eager' in cands else None)} | "
+                    f"{vs(cands['compile']['ms'] * 1e-3 if 'compile' in cands else None)} |")
     if not rows:
         return
     print()
@@ -100,33 +110,26 @@ def main():
     print("| layer | dir | dtype | M x N | ours GB/s | copy GB/s | ours/copy | target | best peer GB/s | ours/peer | ours us |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     misses = []
-    for layer in ("DyT", "LayerNorm", "RMSNorm"):
-        for d in ("fwd", "bwd"):
-            for dt in ("f32", "bf16"):
-                for shape in ("1x4096", "32x4096", "4096x4096", "16384x4096", "16384x8192", "50432x768"):
-                    key = f"{layer}/{d}/{dt}/{shape}"
-                    if key not in ours:
-                        continue
-                    o = ours[key]
-                    c = ours.get(f"copy/{d}/{dt}/{shape}")
-                    gbs = o["bytes"] / o["secs"] / 1e9
-                    cgbs = c["bytes"] / c["secs"] / 1e9 if c else float("nan")
-                    ratio = gbs / cgbs if c else float("nan")
-                    m, n = (int(v) for v in shape.split("x"))
-                    cands = [r for r in peers["rows"] if r["layer"] == layer and r["dir"] == d and r["dtype"] == dt
-                             and r["m"] == m and r["n"] == n]
-                    best = max(cands, key=lambda r: r["gbs"]) if cands else None
-                    big = m >= 4096
-                    target = TARGET[d] if big else None
-                    if big and ratio < TARGET[d]:
-                        misses.append(f"{key}: {ratio:.3f} < {TARGET[d]}")
-                    if best and gbs < best["gbs"]:
-                        misses.append(f"{key}: slower than {best['peer']} ({gbs:.0f} < {best['gbs']:.0f} GB/s)")
-                    extra = "" if big or not empty else f" (empty {empty * 1e6:.1f})"
-                    print(f"| {layer} | {d} | {dt} | {shape} | {gbs:.0f} | {cgbs:.0f} | {ratio:.3f} | "
-                          f"{'>= %.2f' % target if target else 'report'} | "
-                          f"{('%s %.0f' % (best['peer'], best['gbs'])) if best else '-'} | "
-                          f"{('%.2fx' % (gbs / best['gbs'])) if best else '-'} | {o['secs'] * 1e6:.1f}{extra} |")
+    # Derf and DyISRU (issue 6 part 3) have no peer; they share DyT's kernels and targets.
+    for layer, d, dt, shape, key, o, m, n in measured(ours, ("DyT", "Derf", "DyISRU", "LayerNorm", "RMSNorm"),
+                                                      ("fwd", "bwd")):
+        c = ours.get(f"copy/{d}/{dt}/{shape}")
+        gbs = o["bytes"] / o["secs"] / 1e9
+        cgbs = c["bytes"] / c["secs"] / 1e9 if c else float("nan")
+        ratio = gbs / cgbs if c else float("nan")
+        cands = peer_rows(peers, layer, d, dt, m, n)
+        best = max(cands, key=lambda r: r["gbs"]) if cands else None
+        big = m >= 4096
+        target = TARGET[d] if big else None
+        if big and ratio < TARGET[d]:
+            misses.append(f"{key}: {ratio:.3f} < {TARGET[d]}")
+        if best and gbs < best["gbs"]:
+            misses.append(f"{key}: slower than {best['peer']} ({gbs:.0f} < {best['gbs']:.0f} GB/s)")
+        extra = "" if big or not empty else f" (empty {empty * 1e6:.1f})"
+        print(f"| {layer} | {d} | {dt} | {shape} | {gbs:.0f} | {cgbs:.0f} | {ratio:.3f} | "
+              f"{'>= %.2f' % target if target else 'report'} | "
+              f"{('%s %.0f' % (best['peer'], best['gbs'])) if best else '-'} | "
+              f"{('%.2fx' % (gbs / best['gbs'])) if best else '-'} | {o['secs'] * 1e6:.1f}{extra} |")
     residual_table(ours, peers, misses)
     print()
     if misses:

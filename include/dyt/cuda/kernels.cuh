@@ -5,7 +5,8 @@
 //   forward_loop   / backward_loop     any other row (any width, any alignment)
 // and reduce_partials sums the parameter-gradient partials.
 //
-// Rows go to teams round-robin over a persistent grid. In backward each team
+// Rows go to teams round-robin over a persistent grid (some forwards launch a
+// team for every row instead: launcher::plan). In backward each team
 // keeps dgamma/dbeta sums (each thread at its own columns: in shared memory on
 // the staged path, in the block's workspace slot on the loop path) and each
 // thread its share of dalpha, across all the team's rows; at the end each block
@@ -72,6 +73,7 @@ struct pointwise_rows {
   using math = ops::pointwise_math<Squash>;
   static constexpr bool local_sum = true;  // dalpha and dshift need only their grand totals
   static constexpr int k_fwd_16bit = 2;    // long 16-bit rows: vectors a thread in forward (measured best, DyT)
+  static constexpr bool team_per_row_fwd_16bit = false, team_per_row_fwd_f32 = true;  // see launcher::plan
 
   template <class S>
   __device__ DYT_INLINE static auto map(const row_args<S>& a) {
@@ -98,6 +100,7 @@ struct layer_norm_rows {
   using math = ops::layer_norm_math;
   static constexpr bool local_sum = false;
   static constexpr int k_fwd_16bit = 4;
+  static constexpr bool team_per_row_fwd_16bit = true, team_per_row_fwd_f32 = false;
 
   template <class E, class S>
   __device__ DYT_INLINE static void forward(const E& eng, const row_args<S>& a, index_t r, const S* x, S* y,
@@ -125,6 +128,7 @@ struct rms_norm_rows {
   using math = ops::rms_norm_math;
   static constexpr bool local_sum = false;
   static constexpr int k_fwd_16bit = 4;
+  static constexpr bool team_per_row_fwd_16bit = true, team_per_row_fwd_f32 = true;
 
   template <class E, class S>
   __device__ DYT_INLINE static void forward(const E& eng, const row_args<S>& a, index_t r, const S* x, S* y,

@@ -129,9 +129,15 @@ struct launcher {
     // beside its two inputs (forward_staged), so it takes a team for every row
     // instead of a persistent grid: blocks the hardware starts as others finish
     // keep more rows in flight (measured 0.61-0.83 of copy persistent, 0.73-0.96
-    // so; bench/RESULTS.md). Capped where a grid's x dimension ends; the kernels
-    // loop over any rows beyond.
-    if (Residual && !backward) p.grid = needed < index_t(0x7fffffff) ? needed : index_t(0x7fffffff);
+    // so; bench/RESULTS.md). The plain forward of multi-warp rows (path 5) does
+    // the same where that measured faster on an H200 (Glue::team_per_row_fwd_*:
+    // f32 DyT and RMSNorm, 16-bit LayerNorm and RMSNorm, by 0.03 to 0.10 of
+    // copy at 4096 and 8192 columns; bench/RESULTS.md, session 5); one-warp rows
+    // keep the persistent grid, which was as fast or faster there. Capped where a
+    // grid's x dimension ends; the kernels loop over any rows beyond.
+    constexpr bool team_per_row_fwd = sizeof(S) == 4 ? Glue::team_per_row_fwd_f32 : Glue::team_per_row_fwd_16bit;
+    if (!backward && (Residual || (p.path == 5 && team_per_row_fwd)))
+      p.grid = needed < index_t(0x7fffffff) ? needed : index_t(0x7fffffff);
     return cudaSuccess;
   }
 
