@@ -185,6 +185,81 @@ void bm_residual_backward(benchmark::State& state) {
   report(state, t.elements(), sizeof(T), 4);
 }
 
+// ---- Quantized output (issue 6 part 2; ops/quantize.hpp) ---------------------
+// Bytes that must move: x read, one byte of code per element written, and
+// the scales (a row's worth per row for the dynamic scale, a column's worth
+// for the static one). "static" divides by per-channel scales computed once
+// at load time (DyT's static_scales: never clips); "dynamic" finds each
+// row's largest |y| first, computing y twice while the row is in cache.
+// memcpy_<q> copies half those bytes: the same bytes moved.
+template <class Q>
+const char* quant_name() {
+  return std::is_same<Q, std::int8_t>::value ? "int8" : "e4m3";
+}
+
+inline void report_bytes(benchmark::State& state, std::size_t elements, double bytes) {
+  state.SetBytesProcessed(int64_t(bytes) * state.iterations());
+  state.counters["elements_per_second"] =
+      benchmark::Counter(double(elements) * double(state.iterations()), benchmark::Counter::kIsRate);
+  const double roofline = memcpy_bandwidth(std::size_t(bytes / 2));
+  state.counters["x_memcpy"] =
+      benchmark::Counter(bytes * double(state.iterations()) / roofline, benchmark::Counter::kIsRate);
+}
+
+template <class T>
+double quantized_bytes(const tensors<T>& t, index_t scale_count) {
+  using C = dyt::compute_t<T>;
+  return double(t.elements()) * double(sizeof(T) + 1) + double(scale_count) * double(sizeof(C));
+}
+
+template <class T>
+void bm_memcpy_quantized(benchmark::State& state) {
+  tensors<T>& t = shared_tensors<T>(state);
+  const double bytes = quantized_bytes(t, t.rows);
+  const std::size_t half = std::size_t(bytes / 2);
+  static std::vector<char> src, dst;
+  if (src.size() < half) {
+    src.assign(half, 1);
+    dst.assign(half, 2);
+  }
+  for (auto _ : state) {
+    std::memcpy(dst.data(), src.data(), half);
+    benchmark::DoNotOptimize(dst.data());
+    benchmark::ClobberMemory();
+  }
+  report_bytes(state, t.elements(), bytes);
+}
+
+template <class Layer, class T, class Q, bool Static>
+void bm_forward_quantized(benchmark::State& state) {
+  using C = dyt::compute_t<T>;
+  tensors<T>& t = shared_tensors<T>(state);
+  const auto layer = Layer::make(t);
+  std::vector<Q> codes(t.elements());
+  const auto y = dyt::make_view(codes.data(), t.rows, t.cols);
+  std::vector<C> scales(std::size_t(Static ? t.cols : t.rows));
+  if constexpr (Static) dyt::check(layer.template static_scales<Q>(scales.data()));
+  for (auto _ : state) {
+    if constexpr (Static)
+      dyt::check(layer.forward_quantized(t.in(t.x), y, dyt::per_channel_scale<C>{scales.data()}));
+    else
+      dyt::check(layer.forward_quantized(t.in(t.x), y, dyt::per_row_scale<C>{scales.data()}));
+    benchmark::ClobberMemory();
+  }
+  report_bytes(state, t.elements(), quantized_bytes(t, Static ? t.cols : t.rows));
+}
+
+template <class T, class Q>
+void register_quantized() {
+  const std::string q = quant_name<Q>();
+  const char* type = type_name<T>();
+  add("memcpy_" + q, type, "std", bm_memcpy_quantized<T>);
+  add("dyt_forward_" + q, type, "static", bm_forward_quantized<dyt_layer<T>, T, Q, true>);
+  add("dyt_forward_" + q, type, "dynamic", bm_forward_quantized<dyt_layer<T>, T, Q, false>);
+  add("layer_norm_forward_" + q, type, "dynamic", bm_forward_quantized<layer_norm_layer<T>, T, Q, false>);
+  add("rms_norm_forward_" + q, type, "dynamic", bm_forward_quantized<rms_norm_layer<T>, T, Q, false>);
+}
+
 template <template <class> class Layer, class T>
 void register_layer() {
   using L = Layer<T>;
@@ -218,6 +293,10 @@ int main(int argc, char** argv) {
   bench::register_type<float>();
   bench::register_type<dyt::bfloat16>();
   bench::register_type<dyt::half>();
+  bench::register_quantized<float, std::int8_t>();
+  bench::register_quantized<float, dyt::float8_e4m3>();
+  bench::register_quantized<dyt::bfloat16, std::int8_t>();
+  bench::register_quantized<dyt::bfloat16, dyt::float8_e4m3>();
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();

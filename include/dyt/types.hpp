@@ -128,6 +128,78 @@ DYT_HOST_DEVICE DYT_INLINE std::uint16_t float_to_half_bits(float f) {
   return static_cast<std::uint16_t>(r | sign);
 }
 
+
+// OCP FP8 E4M3FN: 1 sign, 4 exponent (bias 7), 3 mantissa bits; no
+// infinities, NaN = S.1111.111, largest finite 448 = S.1111.110, smallest
+// subnormal 2^-9. Widening is exact: the normal codes rebias like half's;
+// the subnormal ones are m * 2^-9, m < 8, a product of two exactly
+// representable floats that is a normal float, so no rounding mode or
+// flush-to-zero setting can change it. NaN widens to the quiet float NaN
+// with the code's sign.
+DYT_HOST_DEVICE DYT_INLINE float e4m3_bits_to_float(std::uint8_t b) {
+  const std::uint32_t sign = (static_cast<std::uint32_t>(b) & 0x80u) << 24;
+  const std::uint32_t em = static_cast<std::uint32_t>(b) & 0x7fu;
+  if (em == 0x7fu) return bits_as_float(sign | 0x7fc00000u);
+  if (em < 0x08u) return bits_as_float(sign | float_as_bits(static_cast<float>(em) * 0x1p-9f));
+  return bits_as_float(sign | ((em + (120u << 3)) << 20));  // exponent + (127 - 7)
+}
+
+// Narrowing to E4M3 with round to nearest even and saturation to +-448
+// ("satfinite", what CUDA's __nv_cvt_float_to_fp8(v, __NV_SATFINITE,
+// __NV_E4M3) does): a value beyond the format, infinities included, becomes
+// +-448 rather than NaN, since E4M3FN has no infinity to overflow to. NaN
+// stays NaN (S.1111.111). Written once for float and double sources, on the
+// raw bits, like float_to_half_bits: integer-only, so independent of the FP
+// rounding mode and of flush-to-zero. Bits: the source's bit pattern as an
+// unsigned integer; Mant: its stored mantissa bits; Bias: its exponent bias.
+//  - normal results (|v| >= 2^-6): rebias and round on the Mant - 3 dropped
+//    bits, a carry out of the mantissa bumping the exponent (up to 448 at
+//    most: every |v| >= 448 took the saturating arm);
+//  - subnormal results: the significand with its implicit bit, shifted right
+//    so that one unit is 2^-9, rounded to even; a shift clamped to
+//    Mant + 2 sends everything smaller (source subnormals included) to zero,
+//    and the lower clamp keeps the shift defined on the other arms' inputs.
+template <class Bits, int Mant, int Bias>
+DYT_HOST_DEVICE DYT_INLINE std::uint8_t to_e4m3_bits(Bits u) {
+  constexpr int width = int(sizeof(Bits)) * 8;
+  const Bits one = 1;
+  const Bits magnitude_mask = (one << (width - 1)) - one;
+  const Bits a = u & magnitude_mask;
+  const std::uint8_t sign = static_cast<std::uint8_t>((u >> (width - 8)) & 0x80u);
+  const Bits exp_all_ones = magnitude_mask & ~((one << Mant) - one);  // the infinity pattern
+  const Bits max_finite = (Bits(Bias + 8) << Mant) | (Bits(6) << (Mant - 3));  // 448 = 2^8 * 1.75
+  const Bits min_normal = Bits(Bias - 6) << Mant;                             // 2^-6
+  constexpr int dropped = Mant - 3;
+  std::uint32_t r;
+  if (a > exp_all_ones) {
+    r = 0x7fu;
+  } else if (a >= max_finite) {
+    r = 0x7eu;
+  } else if (a >= min_normal) {
+    const Bits rebias = Bits(Bias - 7) << Mant;
+    r = static_cast<std::uint32_t>((a - rebias + ((one << (dropped - 1)) - one) + ((a >> dropped) & one)) >> dropped);
+  } else {
+    // |v| = significand * 2^(e - Bias - Mant); in units of 2^-9 that is
+    // significand >> (Bias + Mant - 9 - e).
+    int shift = Bias + Mant - 9 - static_cast<int>(a >> Mant);
+    shift = shift < dropped + 1 ? dropped + 1 : (shift > Mant + 2 ? Mant + 2 : shift);
+    const Bits significand = (a & ((one << Mant) - one)) | (one << Mant);
+    r = static_cast<std::uint32_t>((significand + ((one << (shift - 1)) - one) + ((significand >> shift) & one)) >> shift);
+  }
+  return static_cast<std::uint8_t>(r | sign);
+}
+
+DYT_HOST_DEVICE DYT_INLINE std::uint8_t float_to_e4m3_bits(float f) {
+  return to_e4m3_bits<std::uint32_t, 23, 127>(float_as_bits(f));
+}
+
+// From double directly, not through float: two roundings could differ from
+// one at a tie of the narrower format.
+DYT_HOST_DEVICE DYT_INLINE std::uint8_t double_to_e4m3_bits(double d) {
+  std::uint64_t u;
+  std::memcpy(&u, &d, sizeof u);
+  return to_e4m3_bits<std::uint64_t, 52, 1023>(u);
+}
 }  // namespace detail
 
 // Brain float: 1 sign, 8 exponent, 7 mantissa bits. A plain bit container, so
@@ -160,6 +232,25 @@ struct half {
   }
 };
 
+// OCP FP8 E4M3FN (see detail::float_to_e4m3_bits): an output format of the
+// quantized forward (ops/quantize.hpp), not a storage type the layers read.
+struct float8_e4m3 {
+  std::uint8_t bits;
+
+  float8_e4m3() = default;
+  DYT_HOST_DEVICE explicit float8_e4m3(float f) : bits(detail::float_to_e4m3_bits(f)) {}
+  DYT_HOST_DEVICE explicit float8_e4m3(double d) : bits(detail::double_to_e4m3_bits(d)) {}
+  DYT_HOST_DEVICE explicit operator float() const { return detail::e4m3_bits_to_float(bits); }
+  DYT_HOST_DEVICE static constexpr float8_e4m3 from_bits(std::uint8_t b) {
+    float8_e4m3 r{};
+    r.bits = b;
+    return r;
+  }
+};
+
+static_assert(sizeof(float8_e4m3) == 1 && std::is_trivially_copyable<float8_e4m3>::value &&
+                  std::is_trivially_default_constructible<float8_e4m3>::value,
+              "dyt::float8_e4m3 must be a bare 8-bit container");
 static_assert(sizeof(bfloat16) == 2 && std::is_trivially_copyable<bfloat16>::value &&
                   std::is_trivially_default_constructible<bfloat16>::value,
               "dyt::bfloat16 must be a bare 16-bit container");

@@ -40,6 +40,7 @@
 #include <cstring>
 #include <type_traits>
 
+#include "../ops/quantize.hpp"
 #include "../types.hpp"
 #include "simd.hpp"
 
@@ -441,7 +442,136 @@ DYT_INLINE void store(T* p, const compute_batch<T>& v) {
   }
 }
 
+// ---------------------------------------------------------------------------
+// 8-bit codes of the quantized forward (ops/quantize.hpp), from float lanes:
+// the scalar encoders' steps on batches, exact and independent of the
+// rounding mode, so the vector body agrees with the scalar tail bit for bit.
+// The 32-bit results are narrowed to bytes through a small buffer (a loop of
+// fixed count the compiler turns into packs).
+
+namespace detail {
+
+// round_even(q, A{}): q rounded to the nearest integer, ties to even, as an
+// integer-valued float, for |q| <= 2^23 (NaN and larger lanes are discarded
+// by the callers). Portable: from the truncation and the exact remainder.
+template <class A>
+DYT_INLINE f32_batch<A> round_even(const f32_batch<A>& q, const portable_arch&) {
+  using F = f32_batch<A>;
+  const i32_batch<A> t = xsimd::to_int(q);  // truncation
+  const F tf = xsimd::to_float(t);
+  const F rest = q - tf;
+  const F odd = xsimd::to_float(t & i32_batch<A>(1));  // 1 for odd t of either sign, else 0
+  const F up = xsimd::select((rest > F(0.5f)) | ((rest == F(0.5f)) & (odd > F(0.f))), F(1.f), F(0.f));
+  const F down = xsimd::select((rest < F(-0.5f)) | ((rest == F(-0.5f)) & (odd > F(0.f))), F(1.f), F(0.f));
+  return tf + up - down;
+}
+
+// SSE4.1 / AVX / AVX-512: the rounding instruction with the mode in its
+// immediate, so MXCSR's rounding mode is not consulted (as the scalar
+// encoder, which uses none). AVX-512: the zero-masking form (see all16).
+#if XSIMD_WITH_SSE4_1
+template <class A>
+DYT_INLINE f32_batch<A> round_even(const f32_batch<A>& q, const xsimd::sse4_1&) {
+  return _mm_round_ps(q, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+}
+#endif
+#if XSIMD_WITH_AVX
+template <class A>
+DYT_INLINE f32_batch<A> round_even(const f32_batch<A>& q, const xsimd::avx&) {
+  return _mm256_round_ps(q, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+}
+#endif
+#if XSIMD_WITH_AVX512F
+template <class A>
+DYT_INLINE f32_batch<A> round_even(const f32_batch<A>& q, const xsimd::avx512f&) {
+  return _mm512_maskz_roundscale_ps(all16, q, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+}
+#endif
+
+// store_bytes(p, codes, A{}): the low byte of each 32-bit lane (every lane
+// holds a value in [-128, 255]) to p, one byte per lane.
+template <class A>
+DYT_INLINE void store_bytes(void* p, const i32_batch<A>& codes, const portable_arch&) {
+  constexpr std::size_t n = i32_batch<A>::size;
+  alignas(64) std::int32_t wide[n];
+  codes.store_aligned(wide);
+  unsigned char narrow[n];
+  for (std::size_t i = 0; i < n; ++i) narrow[i] = static_cast<unsigned char>(wide[i]);
+  std::memcpy(p, narrow, n);
+}
+
+#if XSIMD_WITH_AVX2
+// Two packs with saturation keep the values (int8 codes in [-127, 127] go
+// through the signed packs; the E4M3 codes' upper half would saturate in a
+// signed byte pack, so the low byte is first masked into [0, 255] and the
+// unsigned pack used for both: int8's negative codes are masked to their
+// two's-complement byte). Each 128-bit half then holds its 4 bytes first.
+template <class A>
+DYT_INLINE void store_bytes(void* p, const i32_batch<A>& codes, const xsimd::avx2&) {
+  const __m256i low = _mm256_and_si256(codes, _mm256_set1_epi32(0xff));
+  const __m256i words = _mm256_packus_epi32(low, low);
+  const __m256i bytes = _mm256_packus_epi16(words, words);
+  const std::uint32_t lo = std::uint32_t(_mm_cvtsi128_si32(_mm256_castsi256_si128(bytes)));
+  const std::uint32_t hi = std::uint32_t(_mm_cvtsi128_si32(_mm256_extracti128_si256(bytes, 1)));
+  const std::uint64_t both = std::uint64_t(lo) | (std::uint64_t(hi) << 32);
+  std::memcpy(p, &both, 8);
+}
+#endif
+
+#if XSIMD_WITH_AVX512F
+// vpmovdb truncates each lane to its low byte.
+template <class A>
+DYT_INLINE void store_bytes(void* p, const i32_batch<A>& codes, const xsimd::avx512f&) {
+  _mm_storeu_si128(static_cast<__m128i*>(p), _mm512_maskz_cvtepi32_epi8(all16, codes));
+}
+#endif
+
+}  // namespace detail
+
+// int8: NaN -> 0, clamp to [-127, 127], round to nearest even.
+template <class A>
+DYT_INLINE void store_int8_codes(std::int8_t* p, const xsimd::batch<float, A>& v) {
+  using F = xsimd::batch<float, A>;
+  const F finite = xsimd::select(xsimd::isnan(v), F(0.f), v);
+  const F clamped = lanes<F>::clamp(finite, -127.f, 127.f);
+  detail::store_bytes<A>(p, xsimd::to_int(detail::round_even<A>(clamped, A{})), A{});
+}
+
+// E4M3, as detail::float_to_e4m3_bits: the normal arm on the bits; the
+// subnormal one as round_even(|v| * 2^9), exact for |v| < 2^-6 (a float
+// subnormal |v| read as zero under denormals-are-zero rounds to code 0
+// either way); then saturation and NaN. Signed 32-bit lanes throughout: the
+// magnitudes are below 2^31, and the arms' results in lanes they do not
+// select are discarded.
+template <class A>
+DYT_INLINE void store_e4m3_codes(float8_e4m3* p, const xsimd::batch<float, A>& v) {
+  using F = xsimd::batch<float, A>;
+  using I = detail::i32_batch<A>;
+  const I u = bit_cast<std::int32_t>(v);
+  const I a = u & I(0x7fffffff);
+  const I sign = (u >> 24) & I(0x80);
+  const I normal = (a - I(0x3c000000) + I(0x7ffff) + ((a >> 20) & I(1))) >> 20;
+  const I sub = xsimd::to_int(detail::round_even<A>(bit_cast<float>(a) * F(512.f), A{}));
+  I r = xsimd::select(a < I(0x3c800000), sub, normal);
+  r = xsimd::select(a >= I(0x43e00000), I(0x7e), r);
+  r = xsimd::select(a > I(0x7f800000), I(0x7f), r);
+  detail::store_bytes<A>(p, r | sign, A{});
+}
+
 }  // namespace simd
+
+namespace ops {
+template <class A>
+struct vector_codes<std::int8_t, xsimd::batch<float, A>> {
+  static constexpr bool available = true;
+  DYT_INLINE static void store(std::int8_t* p, const xsimd::batch<float, A>& v) { simd::store_int8_codes(p, v); }
+};
+template <class A>
+struct vector_codes<float8_e4m3, xsimd::batch<float, A>> {
+  static constexpr bool available = true;
+  DYT_INLINE static void store(float8_e4m3* p, const xsimd::batch<float, A>& v) { simd::store_e4m3_codes(p, v); }
+};
+}  // namespace ops
 }  // namespace dyt
 
 #endif  // DYT_USE_XSIMD

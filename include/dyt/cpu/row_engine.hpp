@@ -5,12 +5,16 @@
 //   eng.sum(f)        the same, returning the sum of what f returns;
 //   eng.sum2(f)       the same for a sum_pair of two sums;
 //   eng.first(p)      the row's first value, in C (what LayerNorm centres on);
+//   eng.max_abs(f)    the largest |f(at)| over the row (the quantized
+//                     forward's dynamic scale, ops/quantize.hpp), NaN if any
+//                     f(at) is NaN;
 // where `at` is a position that loads, stores and broadcasts: a vector of
 // simd::width<C> columns in the body of the row and single columns in the
 // tail (any column count >= 1). Reductions use a fixed association order, so
 // results are bit-identical run after run.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 
 #include "../ops/lanes.hpp"
@@ -123,6 +127,41 @@ struct row_engine {
     C tail = C(0);
     for (; j < cols; ++j) tail += f(scalar_at<C>{j});
     return body + tail;
+  }
+
+  // The maximum is exact and the same in any order; NaN is tracked apart
+  // from it (x86's max returns one operand or the other when either is NaN,
+  // depending on their order), so the vector body and the scalar loop give
+  // the same bits: a NaN anywhere makes the result the quiet NaN.
+  template <class F>
+  DYT_INLINE C max_abs(F&& f) const {
+    index_t j = 0;
+    C largest = C(0);
+    bool saw_nan = false;
+#if DYT_USE_XSIMD
+    if constexpr (Vectorized) {
+      using V = simd::batch<C>;
+      constexpr index_t w = simd::width<C>;
+      V m(C(0));
+      auto nan = xsimd::isnan(m);
+      for (; j + w <= cols; j += w) {
+        const V a = xsimd::abs(V(f(vector_at<C, Prefetch>{j})));
+        nan = nan || xsimd::isnan(a);
+        m = xsimd::max(m, a);
+      }
+      saw_nan = xsimd::any(nan);
+      alignas(64) C lanes_of_m[w];
+      m.store_aligned(lanes_of_m);
+      for (index_t i = 0; i < w; ++i) largest = lanes_of_m[i] > largest ? lanes_of_m[i] : largest;
+    }
+#endif
+    for (; j < cols; ++j) {
+      const C v = f(scalar_at<C>{j});
+      const C a = v < C(0) ? -v : v;
+      saw_nan = saw_nan || !(a == a);
+      largest = a > largest ? a : largest;
+    }
+    return saw_nan ? C(NAN) : largest;
   }
 
   template <class F>

@@ -18,7 +18,9 @@ struct derf_kind {
                                          "dyt::Derf::backward_residual",
                                          "dyt::Derf::backward_chunks",
                                          "dyt::Derf::backward_chunks_residual",
-                                         "dyt::Derf::reduce_gradients"};
+                                         "dyt::Derf::reduce_gradients",
+                                         "dyt::Derf::forward_quantized",
+                                         "dyt::Derf::static_scales"};
 };
 }  // namespace detail
 

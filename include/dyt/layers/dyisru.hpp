@@ -21,7 +21,9 @@ struct dyisru_kind {
                                          "dyt::DyISRU::backward_residual",
                                          "dyt::DyISRU::backward_chunks",
                                          "dyt::DyISRU::backward_chunks_residual",
-                                         "dyt::DyISRU::reduce_gradients"};
+                                         "dyt::DyISRU::reduce_gradients",
+                                         "dyt::DyISRU::forward_quantized",
+                                         "dyt::DyISRU::static_scales"};
 };
 }  // namespace detail
 

@@ -26,7 +26,9 @@ struct dyt_kind {
                                          "dyt::DyT::backward_residual",
                                          "dyt::DyT::backward_chunks",
                                          "dyt::DyT::backward_chunks_residual",
-                                         "dyt::DyT::reduce_gradients"};
+                                         "dyt::DyT::reduce_gradients",
+                                         "dyt::DyT::forward_quantized",
+                                         "dyt::DyT::static_scales"};
 };
 
 // The reference backend is the truth the others are measured against: it

@@ -13,6 +13,8 @@
 //   void grad_outputs(const gradients&, T** col_out, T** scalar_out) const;
 //                                               (up to 2 of each, in layout() order)
 //   auto row_forward(x, y, row_stats<C> save) const;             -> f(eng, r)
+//        (y: a rows_view<T>, or ops::row_quantized_rows / channel_quantized_rows
+//        for the quantized forward: anything whose row(r) ops' emit() takes)
 //   auto row_backward(x, dy, dx, row_stats<const C> saved) const;  -> f(eng, r, col_acc, scalar_acc)
 //        (dx: a rows_view<T>, or plus_rows<T> for the fused residual backward)
 //
@@ -30,6 +32,7 @@
 #include "../cpu/runner.hpp"
 #include "../detail/checks.hpp"
 #include "../ops/lanes.hpp"
+#include "../ops/quantize.hpp"
 #include "../status.hpp"
 #include "../view.hpp"
 
@@ -79,12 +82,46 @@ class layer_base {
 
   const Derived& self() const { return static_cast<const Derived&>(*this); }
 
+  // The layer's own checks (cols, parameters), for calls that take no rows.
+  void check_layer_params(arg_check& check) const { check_layer(check); }
+
   status forward_impl(const char* fn, rows_view<const T> x, rows_view<T> y, row_stats<C> save) const {
     arg_check check(fn);
     region_list regions;
     check_forward(check, regions, x, y, save);
     if (!check.ok() || !check.no_overlap(regions).ok()) return check.result();
     run<>::rows(x.rows, cols_, self().row_forward(x, y, save));
+    return status();
+  }
+
+  // Quantized forward (ops/quantize.hpp): int8 or E4M3 codes, with each row's
+  // scale from the row's largest |y| written to scales.out (x.rows values).
+  template <class Q>
+  status forward_quantized_impl(const char* fn, rows_view<const T> x, rows_view<Q> y, per_row_scale<C> scales,
+                                row_stats<C> save) const {
+    static_assert(ops::is_quantized_format_v<Q>, "quantized output is std::int8_t or dyt::float8_e4m3");
+    arg_check check(fn);
+    region_list regions;
+    check_forward(check, regions, x, y, save);
+    check.not_null(scales.out, "scales.out");
+    regions.array("scales.out", scales.out, x.rows, true);
+    if (!check.ok() || !check.no_overlap(regions).ok()) return check.result();
+    run<>::rows(x.rows, cols_, self().row_forward(x, ops::row_quantized_rows<Q, C>{y, scales.out}, save));
+    return status();
+  }
+
+  // With the caller's per-channel scales (scales.in, cols values): no reduction.
+  template <class Q>
+  status forward_quantized_static_impl(const char* fn, rows_view<const T> x, rows_view<Q> y,
+                                       per_channel_scale<C> scales) const {
+    static_assert(ops::is_quantized_format_v<Q>, "quantized output is std::int8_t or dyt::float8_e4m3");
+    arg_check check(fn);
+    region_list regions;
+    check_forward(check, regions, x, y, row_stats<C>{});
+    check.not_null(scales.in, "scales.in");
+    regions.array("scales.in", scales.in, cols_, false);
+    if (!check.ok() || !check.no_overlap(regions).ok()) return check.result();
+    run<>::rows(x.rows, cols_, self().row_forward(x, ops::channel_quantized_rows<Q, C>{y, scales.in}, row_stats<C>{}));
     return status();
   }
 
@@ -194,7 +231,9 @@ class layer_base {
     self().check_params(check);
   }
 
-  void check_forward(arg_check& check, region_list& regions, rows_view<const T> x, rows_view<T> y,
+  // y: rows_view<T>, or rows_view<Q> of the quantized forward.
+  template <class Y>
+  void check_forward(arg_check& check, region_list& regions, rows_view<const T> x, rows_view<Y> y,
                      row_stats<C> save) const {
     check_layer(check);
     check.view(x, "x").view(y, "y").cols_are(x, "x", cols_, "the layer's cols").same_shape(y, "y", x, "x");

@@ -41,6 +41,21 @@ class LayerNorm : public detail::layer_base<LayerNorm<T, Backend>, T, Backend> {
     return this->forward_impl("dyt::LayerNorm::forward", x, y, save);
   }
 
+  // Quantized forward (ops/quantize.hpp, docs/quantize.md): y as int8
+  // (std::int8_t) or E4M3 (dyt::float8_e4m3) codes, y ~ code * scale, with
+  // each row's scale = its largest |y| / qmax written to scales.out (x.rows
+  // values), found in the same pass that normalizes (the row is swept once
+  // more while in cache). With `save`, also each row's statistics, as forward.
+  template <class Q>
+  status forward_quantized(rows_view<const T> x, rows_view<Q> y, per_row_scale<compute_type> scales) const {
+    return this->forward_quantized_impl("dyt::LayerNorm::forward_quantized", x, y, scales, {});
+  }
+  template <class Q>
+  status forward_quantized(rows_view<const T> x, rows_view<Q> y, per_row_scale<compute_type> scales,
+                           stats save) const {
+    return this->forward_quantized_impl("dyt::LayerNorm::forward_quantized", x, y, scales, save);
+  }
+
   // dx (which may be x or dy itself) and each gradient whose pointer is set.
   // `saved` (both mean and rstd, or neither) skips recomputing the statistics;
   // the results are the same either way when they come from forward on the same backend.
@@ -119,7 +134,8 @@ class LayerNorm : public detail::layer_base<LayerNorm<T, Backend>, T, Backend> {
     if (beta_) col_out[n++] = g.dbeta;
   }
 
-  auto row_forward(rows_view<const T> x, rows_view<T> y, stats save) const {
+  template <class Y>
+  auto row_forward(rows_view<const T> x, Y y, stats save) const {
     return [=, eps = C(eps_)](const auto& eng, index_t r) {
       math::forward_row<true>(eng, x.row(r), y.row(r), gamma_, beta_, eps, save.mean ? save.mean + r : nullptr,
                         save.rstd ? save.rstd + r : nullptr);

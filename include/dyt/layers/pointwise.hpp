@@ -5,6 +5,7 @@
 // ops/pointwise.hpp, the squashing functions ops/squash.hpp.
 #pragma once
 
+#include <cmath>
 #include <type_traits>
 
 #include "../ops/pointwise.hpp"
@@ -25,6 +26,8 @@ struct pointwise_names {
   const char* backward_chunks;
   const char* backward_chunks_residual;
   const char* reduce_gradients;
+  const char* forward_quantized;
+  const char* static_scales;
 };
 
 // Where backward writes each parameter's gradient; null skips it.
@@ -65,6 +68,63 @@ class pointwise_layer : public layer_base<pointwise_layer<Kind, T, Backend>, T, 
   // independent: a thread pool may run x.subrows(a, b) / y.subrows(a, b) slices.
   status forward(rows_view<const T> x, rows_view<T> y) const {
     return this->forward_impl(Kind::names.forward, x, y, {});
+  }
+
+  // Quantized forward (ops/quantize.hpp, docs/quantize.md): y as int8
+  // (std::int8_t) or E4M3 (dyt::float8_e4m3) codes with y ~ code * scale.
+  // Dynamic: each row's scale is its largest |y| / qmax, written to
+  // scales.out (x.rows values); the row is swept twice while in cache.
+  template <class Q>
+  status forward_quantized(rows_view<const T> x, rows_view<Q> y, per_row_scale<compute_type> scales) const {
+    return this->forward_quantized_impl(Kind::names.forward_quantized, x, y, scales, {});
+  }
+  // Static: code = y / scales.in[j] (cols values, each finite and >= 0; a
+  // channel whose scale is not > 0 gets code 0, a value beyond qmax *
+  // scale saturates). With static_scales() nothing ever saturates, and no
+  // reduction is needed: one sweep of the row.
+  template <class Q>
+  status forward_quantized(rows_view<const T> x, rows_view<Q> y, per_channel_scale<compute_type> scales) const {
+    return this->forward_quantized_static_impl(Kind::names.forward_quantized, x, y, scales);
+  }
+
+  // Per-channel scales (cols values, to `out`) with which the static
+  // quantized forward never clips: |f(u)| <= 1 for tanh, erf and isru, so
+  // |y_j| <= |gamma_j| + |beta_j| =: B_j, and
+  //   scale_j = B_j (1 + 2^-(p - 6)) / qmax, rounded up to C,
+  // with p the precision of C (24 or 53 bits). The factor covers what the
+  // compute type's rounding can add to that bound: the computed y is
+  // fl(fl(gamma t) + beta) with |t| <= 1 + k u (the policies clamp to
+  // [-1, 1]; xsimd's tanh and erf are within a few ulp), so |y| <=
+  // B_j (1 + (k + 2) u + O(u^2)), and 64 u = 2^-(p - 6) leaves room for
+  // k up to 60 plus the rounding of B_j itself (formed in double, rounded
+  // up). Rounding is monotone, so y / scale_j computed is <= qmax too. The
+  // margin costs 2^-18 of the range in float: nothing at 8 bits. A null
+  // gamma is 1, a null beta 0; a B_j beyond C's range gives scale +Inf
+  // (code 0) for that channel, a NaN parameter a NaN scale (code 0).
+  template <class Q>
+  status static_scales(compute_type* out) const {
+    static_assert(ops::is_quantized_format_v<Q>, "quantized output is std::int8_t or dyt::float8_e4m3");
+    detail::arg_check check(Kind::names.static_scales);
+    detail::region_list regions;
+    this->check_layer_params(check);
+    check.not_null(out, "out");
+    regions.array("out", out, this->cols(), true);
+    add_params(regions);
+    if (!check.ok() || !check.no_overlap(regions).ok()) return check.result();
+    constexpr int precision = sizeof(compute_type) == 8 ? 53 : 24;
+    const double margin = 1 + std::ldexp(1.0, -(precision - 6));
+    const double qmax = ops::quant_format<Q>::qmax;
+    for (index_t j = 0; j < this->cols(); ++j) {
+      const double g = gamma_ ? double(scalar_traits<T>::load(gamma_[j])) : 1.0;
+      const double b = beta_ ? double(scalar_traits<T>::load(beta_[j])) : 0.0;
+      // |g| + |b| and the product and quotient below are rounded in double:
+      // within 3 * 2^-53 relative, far inside the margin's slack.
+      const double bound = (std::fabs(g) + std::fabs(b)) * margin / qmax;
+      compute_type s = compute_type(bound);
+      if (double(s) < bound) s = std::nextafter(s, compute_type(INFINITY));
+      out[j] = s;
+    }
+    return status();
   }
 
   // dx, and each gradient whose pointer is set; dx may be x or dy itself.
@@ -174,7 +234,8 @@ class pointwise_layer : public layer_base<pointwise_layer<Kind, T, Backend>, T, 
     if constexpr (has_shift) scalar_out[1] = g.dshift;
   }
 
-  auto row_forward(rows_view<const T> x, rows_view<T> y, row_stats<C>) const {
+  template <class Y>
+  auto row_forward(rows_view<const T> x, Y y, row_stats<C>) const {
     return [=, map = load_map()](const auto& eng, index_t r) {
       math::forward_row(eng, map, x.row(r), y.row(r), gamma_, beta_);
     };

@@ -38,6 +38,21 @@ class RMSNorm : public detail::layer_base<RMSNorm<T, Backend>, T, Backend> {
     return this->forward_impl("dyt::RMSNorm::forward", x, y, save);
   }
 
+  // Quantized forward (ops/quantize.hpp, docs/quantize.md): y as int8
+  // (std::int8_t) or E4M3 (dyt::float8_e4m3) codes, y ~ code * scale, with
+  // each row's scale = its largest |y| / qmax written to scales.out (x.rows
+  // values), found in the same pass that normalizes (the row is swept once
+  // more while in cache). With `save`, also each row's statistics, as forward.
+  template <class Q>
+  status forward_quantized(rows_view<const T> x, rows_view<Q> y, per_row_scale<compute_type> scales) const {
+    return this->forward_quantized_impl("dyt::RMSNorm::forward_quantized", x, y, scales, {});
+  }
+  template <class Q>
+  status forward_quantized(rows_view<const T> x, rows_view<Q> y, per_row_scale<compute_type> scales,
+                           stats save) const {
+    return this->forward_quantized_impl("dyt::RMSNorm::forward_quantized", x, y, scales, save);
+  }
+
   // `saved` (rstd only) skips recomputing it.
   status backward(rows_view<const T> x, rows_view<const T> dy, rows_view<T> dx, const gradients& grads,
                   grad_mode mode = grad_mode::overwrite, saved_stats saved = {}) const {
@@ -113,7 +128,8 @@ class RMSNorm : public detail::layer_base<RMSNorm<T, Backend>, T, Backend> {
     if (gamma_) col_out[0] = g.dgamma;
   }
 
-  auto row_forward(rows_view<const T> x, rows_view<T> y, stats save) const {
+  template <class Y>
+  auto row_forward(rows_view<const T> x, Y y, stats save) const {
     return [=, eps = C(eps_)](const auto& eng, index_t r) {
       math::forward_row<true>(eng, x.row(r), y.row(r), gamma_, form_, eps, save.rstd ? save.rstd + r : nullptr);
     };

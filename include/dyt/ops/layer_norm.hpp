@@ -28,6 +28,7 @@
 #include "../types.hpp"
 #include "affine.hpp"
 #include "lanes.hpp"
+#include "quantize.hpp"
 #include "rescue.hpp"
 
 namespace dyt {
@@ -86,8 +87,9 @@ struct layer_norm_math {
   }
 
   // Writes y and, where the pointers are given, this row's mean and rstd.
-  template <bool Robust = false, class Engine, class T, class P, class C>
-  DYT_HOST_DEVICE static void forward_row(const Engine& eng, const T* x, T* y, const P* gamma, const P* beta, C eps,
+  // y: a T*, or a quantized destination (ops/quantize.hpp's emit).
+  template <bool Robust = false, class Engine, class T, class Y, class P, class C>
+  DYT_HOST_DEVICE static void forward_row(const Engine& eng, const T* x, Y y, const P* gamma, const P* beta, C eps,
                                           C* mean_out, C* rstd_out) {
     C mean, rstd;
     moments<Robust>(eng, x, eps, mean, rstd);
@@ -96,11 +98,11 @@ struct layer_norm_math {
     if constexpr (Robust) {
       if (!(rstd >= wide_scale<C>())) {  // a spread above 1 / s, or a NaN row
         const C s = wide_scale<C>(), ms = mean * s, rs = rstd / s;
-        eng.for_each([&](const auto& at) { at.store(y, affine(at, (at.load(x) * s - ms) * rs, gamma, beta)); });
+        emit(eng, y, [&](const auto& at) { return affine(at, (at.load(x) * s - ms) * rs, gamma, beta); });
         return;
       }
     }
-    eng.for_each([&](const auto& at) { at.store(y, affine(at, (at.load(x) - mean) * rstd, gamma, beta)); });
+    emit(eng, y, [&](const auto& at) { return affine(at, (at.load(x) - mean) * rstd, gamma, beta); });
   }
 
   // Writes dx and adds this row's dy * xh to dgamma_acc and dy to dbeta_acc

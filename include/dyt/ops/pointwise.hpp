@@ -18,6 +18,7 @@
 
 #include "affine.hpp"
 #include "lanes.hpp"
+#include "quantize.hpp"
 #include "squash.hpp"
 
 namespace dyt {
@@ -72,11 +73,11 @@ struct pointwise_math {
   }
 
   // gamma and beta may be null. Their type P is deduced apart from T (the math only loads
-  // them); every caller passes T today.
-  template <class Engine, class T, class P, class Map>
-  DYT_HOST_DEVICE static void forward_row(const Engine& eng, const Map& map, const T* x, T* y, const P* gamma,
+  // them); every caller passes T today. y: a T*, or a quantized destination (see emit).
+  template <class Engine, class T, class Y, class P, class Map>
+  DYT_HOST_DEVICE static void forward_row(const Engine& eng, const Map& map, const T* x, Y y, const P* gamma,
                                           const P* beta) {
-    eng.for_each([&](const auto& at) { at.store(y, affine(at, squash(at.load(x), map), gamma, beta)); });
+    emit(eng, y, [&](const auto& at) { return affine(at, squash(at.load(x), map), gamma, beta); });
   }
 
   // Writes dx, adds this row's dy * t to dgamma_acc and dy to dbeta_acc (either

@@ -14,6 +14,7 @@
 
 #include "affine.hpp"
 #include "lanes.hpp"
+#include "quantize.hpp"
 #include "rescue.hpp"
 
 namespace dyt {
@@ -48,12 +49,16 @@ struct rms_norm_math {
     return ms <= largest<C>() ? C(1) / lanes<C>::sqrt(ms + eps) : s / lanes<C>::sqrt(ms_s + eps * s * s);
   }
 
-  template <bool Robust = false, class Engine, class T, class P, class C>
-  DYT_HOST_DEVICE static void forward_row(const Engine& eng, const T* x, T* y, const P* gamma, gamma_form form, C eps,
+  // y: a T*, or a quantized destination (ops/quantize.hpp's emit).
+  template <bool Robust = false, class Engine, class T, class Y, class P, class C>
+  DYT_HOST_DEVICE static void forward_row(const Engine& eng, const T* x, Y y, const P* gamma, gamma_form form, C eps,
                                           C* rstd_out) {
     const C r = rstd<Robust>(eng, x, eps);
     if (rstd_out) *rstd_out = r;
-    eng.for_each([&](const auto& at) { at.store(y, at.load(x) * r * gain(at, gamma, form)); });
+    emit(eng, y, [&](const auto& at) {
+      using V = decltype(at.load(x));
+      return V(at.load(x) * r * gain(at, gamma, form));
+    });
   }
 
   // Writes dx (which may alias x or dy; dx is a T* or an ops::plus<T>, see
