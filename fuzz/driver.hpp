@@ -1,8 +1,9 @@
-// fuzz/driver.hpp: one libFuzzer case for DyT, LayerNorm or RMSNorm.
+// fuzz/driver.hpp: one libFuzzer case for DyT, Derf, DyISRU, LayerNorm or RMSNorm.
 //
 // The input bytes choose the storage type, the pass (forward, forward saving
 // statistics, backward, backward from saved statistics, the chunk API and
-// reduce_gradients), the shape, row strides and base misalignments, aliasing
+// reduce_gradients; each plain or with the fused residual add:
+// forward_residual, backward_residual, backward_chunks_residual), the shape, row strides and base misalignments, aliasing
 // (in place, interleaved rows, partial overlaps), which parameters and
 // gradients are given, grad_mode, eps, alpha, an optional injected argument
 // error, and the values (a seeded draw from one of several distributions per
@@ -28,14 +29,32 @@
 //      statistics leaves y unchanged, in place equals out of place, backward
 //      from saved statistics equals recomputing them, asking for fewer
 //      gradients changes none of the others, the chunk API with the default
-//      plan equals backward(), and grad_mode::accumulate adds exactly.
+//      plan equals backward(), and grad_mode::accumulate adds exactly; the
+//      fused residual add leaves h = fl(x + residual) exactly (one rounding to
+//      T) and y = forward(h) bit for bit, and its backward's gradients are
+//      backward()'s bits.
 #pragma once
 
 #include "fuzz_support.hpp"
 
 namespace fz {
 
-enum class layer_kind { dyt, layer_norm, rms_norm };
+enum class layer_kind { dyt, layer_norm, rms_norm, derf, dyisru };
+
+// DyT, Derf and DyISRU: one point-wise layer (layers/pointwise.hpp), no statistics.
+template <layer_kind K>
+constexpr bool pointwise = K == layer_kind::dyt || K == layer_kind::derf || K == layer_kind::dyisru;
+
+inline const char* kind_name(layer_kind k) {
+  switch (k) {
+    case layer_kind::dyt: return "DyT";
+    case layer_kind::layer_norm: return "LayerNorm";
+    case layer_kind::rms_norm: return "RMSNorm";
+    case layer_kind::derf: return "Derf";
+    case layer_kind::dyisru: return "DyISRU";
+  }
+  return "?";
+}
 enum class pass_kind { forward, forward_stats, backward, backward_saved, chunks };
 
 inline const char* pass_name(pass_kind p) {
@@ -49,9 +68,12 @@ inline const char* pass_name(pass_kind p) {
   return "?";
 }
 
-enum { P_ALPHA = 0, P_GAMMA = 1, P_BETA = 2 };
-static const char* const kParamNames[3] = {"alpha", "gamma", "beta"};
-static const char* const kGradNames[3] = {"dalpha", "dgamma", "dbeta"};
+// Parameters and their gradients, by index (shift: Derf's only).
+enum { P_ALPHA = 0, P_GAMMA = 1, P_BETA = 2, P_SHIFT = 3, kParams = 4 };
+static const char* const kParamNames[kParams] = {"alpha", "gamma", "beta", "shift"};
+static const char* const kGradNames[kParams] = {"dalpha", "dgamma", "dbeta", "dshift"};
+// alpha and shift are one value each, gamma and beta one per column.
+constexpr bool scalar_param(int i) { return i == P_ALPHA || i == P_SHIFT; }
 
 // A view inside the arena: `off` elements into slot `slot`.
 struct view_cfg {
@@ -73,6 +95,8 @@ enum inject_kind {
   inj_eps_neg, inj_eps_inf, inj_param_null, inj_grad_without_param, inj_stats_half, inj_ws_small,
   inj_ws_misaligned, inj_ws_null, inj_plan_rows, inj_plan_chunks0, inj_plan_chunks_more, inj_range_reversed,
   inj_range_past, inj_huge_rows, inj_huge_stride, inj_huge_cols, inj_dy_shape, inj_eps_neg_zero,
+  // residual passes (residual / dh) and Derf's shift
+  inj_shift_null, inj_res_null, inj_res_rows, inj_res_cols, inj_res_stride_small,
   inj_count
 };
 
@@ -82,13 +106,16 @@ struct case_cfg {
   bool alt_policy = false;
   pass_kind pass = pass_kind::forward;
   index_t rows = 1, cols = 1, layer_cols = 1;
-  bool has[3] = {true, true, true};
-  bool want[3] = {false, false, false};
+  bool residual = false;  // the fused residual variant of the pass
+  int res_alias = 0;      // where residual (forward) or dh (backward) lies: decode()
+  bool has[kParams] = {true, true, true, false};
+  bool want[kParams] = {false, false, false, false};
   bool accumulate = false, one_plus = false;
   double eps = 1e-5;
   int alias = 0;
   view_cfg x, y, dy, dx;
-  array_cfg param[3], grad[3], mean, rstd;
+  view_cfg r;  // the residual (forward, read and written) or dh (backward)
+  array_cfg param[kParams], grad[kParams], mean, rstd;
   bool saved_arbitrary = false;
   int ws_slot = -1;
   std::size_t ws_off = 0, ws_size = 0;
@@ -96,23 +123,25 @@ struct case_cfg {
   index_t plan_rows = 0, plan_chunks = 0;
   std::vector<std::pair<index_t, index_t>> ranges;
   int inject = 0;
-  std::uint8_t dist[6] = {};  // x, dy, gamma, beta, alpha, prior gradients
+  std::uint8_t dist[6] = {};  // x, dy, gamma, beta, residual or dh, prior gradients
   int specials = 0;
 
   bool backward() const { return pass >= pass_kind::backward; }
   std::string describe(const char* type_name) const {
-    char buf[640];
+    char buf[768];
     std::snprintf(buf, sizeof buf,
-                  "%s<%s>%s %s: %lld x %lld (layer cols %lld), strides x %lld y %lld dy %lld dx %lld, offsets x %lld "
-                  "y %lld dy %lld dx %lld, alias %d, params %d%d%d%s, grads %d%d%d %s, eps %.17g, stats m%d r%d%s, "
+                  "%s<%s>%s %s%s: %lld x %lld (layer cols %lld), strides x %lld y %lld dy %lld dx %lld %s %lld, "
+                  "offsets x %lld y %lld dy %lld dx %lld %s %lld, alias %d/%d, params %d%d%d%d%s, grads %d%d%d%d %s, "
+                  "eps %.17g, stats m%d r%d%s, "
                   "plan %lld/%lld (%zu ranges), workspace %zu bytes +%zu%s, inject %d, dists %d %d %d %d %d %d, "
                   "%d specials",
-                  kind == layer_kind::dyt ? "DyT" : kind == layer_kind::layer_norm ? "LayerNorm" : "RMSNorm",
-                  type_name, alt_policy ? " (other tanh policy)" : "", pass_name(pass), (long long)rows,
-                  (long long)cols, (long long)layer_cols, (long long)x.stride, (long long)y.stride,
-                  (long long)dy.stride, (long long)dx.stride, (long long)x.off, (long long)y.off, (long long)dy.off,
-                  (long long)dx.off, alias, has[0], has[1], has[2], one_plus ? " one_plus" : "", want[0], want[1],
-                  want[2], accumulate ? "accumulate" : "overwrite", eps, mean.present, rstd.present,
+                  kind_name(kind), type_name, alt_policy ? " (other tanh policy)" : "", pass_name(pass),
+                  residual ? " (residual)" : "", (long long)rows, (long long)cols, (long long)layer_cols,
+                  (long long)x.stride, (long long)y.stride, (long long)dy.stride, (long long)dx.stride,
+                  backward() ? "dh" : "residual", (long long)r.stride, (long long)x.off, (long long)y.off,
+                  (long long)dy.off, (long long)dx.off, backward() ? "dh" : "residual", (long long)r.off, alias,
+                  res_alias, has[0], has[1], has[2], has[3], one_plus ? " one_plus" : "", want[0], want[1], want[2],
+                  want[3], accumulate ? "accumulate" : "overwrite", eps, mean.present, rstd.present,
                   saved_arbitrary ? " arbitrary" : "", (long long)plan_rows, (long long)plan_chunks, ranges.size(),
                   ws_size, ws_off, ws_null ? " null" : "", inject, dist[0], dist[1], dist[2], dist[3], dist[4],
                   dist[5], specials);
@@ -257,9 +286,9 @@ class predictor {
 
 template <class T, class C>
 struct bound_case {
-  dyt::rows_view<T> x, y, dy, dx;
-  T* param[3] = {nullptr, nullptr, nullptr};
-  T* grad[3] = {nullptr, nullptr, nullptr};
+  dyt::rows_view<T> x, y, dy, dx, r;
+  T* param[kParams] = {nullptr, nullptr, nullptr, nullptr};
+  T* grad[kParams] = {nullptr, nullptr, nullptr, nullptr};
   C* mean = nullptr;
   C* rstd = nullptr;
   void* ws = nullptr;
@@ -273,7 +302,8 @@ struct bound_case {
     y = view(c.y);
     dy = view(c.dy);
     dx = view(c.dx);
-    for (int i = 0; i < 3; ++i) {
+    r = view(c.r);
+    for (int i = 0; i < kParams; ++i) {
       if (c.param[i].present) param[i] = reinterpret_cast<T*>(a.slot_ptr(c.param[i].slot)) + c.param[i].off;
       if (c.grad[i].present) grad[i] = reinterpret_cast<T*>(a.slot_ptr(c.grad[i].slot)) + c.grad[i].off;
     }
@@ -293,6 +323,18 @@ struct layer_of<layer_kind::dyt, T, B, Policy> {
   static type make(const case_cfg& c, const T* const* p) { return type(p[P_ALPHA], p[P_GAMMA], p[P_BETA], c.layer_cols); }
 };
 template <class T, class B, class Policy>
+struct layer_of<layer_kind::derf, T, B, Policy> {
+  using type = dyt::Derf<T, B>;
+  static type make(const case_cfg& c, const T* const* p) {
+    return type(p[P_ALPHA], p[P_SHIFT], p[P_GAMMA], p[P_BETA], c.layer_cols);
+  }
+};
+template <class T, class B, class Policy>
+struct layer_of<layer_kind::dyisru, T, B, Policy> {
+  using type = dyt::DyISRU<T, B>;
+  static type make(const case_cfg& c, const T* const* p) { return type(p[P_ALPHA], p[P_GAMMA], p[P_BETA], c.layer_cols); }
+};
+template <class T, class B, class Policy>
 struct layer_of<layer_kind::layer_norm, T, B, Policy> {
   using type = dyt::LayerNorm<T, B>;
   static type make(const case_cfg& c, const T* const* p) { return type(p[P_GAMMA], p[P_BETA], c.layer_cols, c.eps); }
@@ -306,19 +348,21 @@ struct layer_of<layer_kind::rms_norm, T, B, Policy> {
 };
 
 template <layer_kind K>
-constexpr int stats_saved = K == layer_kind::dyt ? 0 : K == layer_kind::layer_norm ? 2 : 1;
+constexpr int stats_saved = pointwise<K> ? 0 : K == layer_kind::layer_norm ? 2 : 1;
 template <layer_kind K>
 constexpr bool layer_has(int p) {
-  return K == layer_kind::dyt ? true : K == layer_kind::layer_norm ? p != P_ALPHA : p == P_GAMMA;
+  if (p == P_SHIFT) return K == layer_kind::derf;
+  return pointwise<K> ? true : K == layer_kind::layer_norm ? p != P_ALPHA : p == P_GAMMA;
 }
 
 template <layer_kind K, class L, class T, class C>
 typename L::gradients grads_of(T* const* g) {
   typename L::gradients out;
-  if constexpr (K == layer_kind::dyt) {
+  if constexpr (pointwise<K>) {
     out.dalpha = g[P_ALPHA];
     out.dgamma = g[P_GAMMA];
     out.dbeta = g[P_BETA];
+    if constexpr (K == layer_kind::derf) out.dshift = g[P_SHIFT];
   } else if constexpr (K == layer_kind::layer_norm) {
     out.dgamma = g[P_GAMMA];
     out.dbeta = g[P_BETA];
@@ -333,7 +377,7 @@ template <layer_kind K, class C>
 std::size_t workspace_needed(const case_cfg& c, index_t chunks) {
   const index_t col_grads = (layer_has<K>(P_GAMMA) && c.param[P_GAMMA].present) +
                             (K != layer_kind::rms_norm && c.param[P_BETA].present);
-  const index_t scalar_grads = K == layer_kind::dyt ? 1 : 0;
+  const index_t scalar_grads = K == layer_kind::derf ? 2 : pointwise<K> ? 1 : 0;
   if (col_grads == 0 && scalar_grads == 0) return 0;
   if (chunks < 1 || c.layer_cols < 1) return 0;
   // Beyond the address space: SIZE_MAX (computed without overflowing).
@@ -360,24 +404,33 @@ struct caller {
   dyt::grad_mode mode() const { return c.accumulate ? dyt::grad_mode::accumulate : dyt::grad_mode::overwrite; }
   dyt::rows_view<const T> cx() const { return p.x; }
   dyt::rows_view<const T> cdy() const { return p.dy; }
+  dyt::rows_view<const T> cdh() const { return p.r; }
   dyt::row_stats<const C> saved() const { return {p.mean, p.rstd}; }
 
   void check_layer(predictor& pr) const {
     if (c.layer_cols < 1) pr.add(dyt::errc::bad_size);
-    if (K == layer_kind::dyt && !p.param[P_ALPHA]) pr.add(dyt::errc::null_pointer);
-    if (K != layer_kind::dyt && !(std::isfinite(c.eps) && c.eps >= 0 && c.eps <= compute_max<C>()))
+    if (pointwise<K> && !p.param[P_ALPHA]) pr.add(dyt::errc::null_pointer);
+    if (K == layer_kind::derf && !p.param[P_SHIFT]) pr.add(dyt::errc::null_pointer);
+    if (!pointwise<K> && !(std::isfinite(c.eps) && c.eps >= 0 && c.eps <= compute_max<C>()))
       pr.add(dyt::errc::bad_parameter);
     if (K == layer_kind::rms_norm && c.one_plus && !p.param[P_GAMMA]) pr.add(dyt::errc::null_pointer);
   }
   void add_params(predictor& pr) const {
-    for (int i = 0; i < 3; ++i)
-      if (layer_has<K>(i)) pr.add_array(p.param[i], i == P_ALPHA ? 1 : c.layer_cols, false);
+    for (int i = 0; i < kParams; ++i)
+      if (layer_has<K>(i)) pr.add_array(p.param[i], scalar_param(i) ? 1 : c.layer_cols, false);
   }
   void check_grads(predictor& pr) const {
     for (int i = 1; i < 3; ++i)
       if (layer_has<K>(i) && p.grad[i] && !p.param[i]) pr.add(dyt::errc::bad_parameter);
-    for (int i = 0; i < 3; ++i)
-      if (layer_has<K>(i)) pr.add_array(p.grad[i], i == P_ALPHA ? 1 : c.layer_cols, true);
+    for (int i = 0; i < kParams; ++i)
+      if (layer_has<K>(i)) pr.add_array(p.grad[i], scalar_param(i) ? 1 : c.layer_cols, true);
+  }
+  // The residual passes' extra view: residual (forward: read and written) or
+  // dh (backward: read), the shape of x (h).
+  void check_residual(predictor& pr, bool output) const {
+    pr.view(p.r);
+    if (p.r.rows != p.x.rows || p.r.cols != p.x.cols) pr.add(dyt::errc::size_mismatch);
+    pr.add_view(p.r, output);
   }
   void check_backward(predictor& pr, bool with_saved) const {
     check_layer(pr);
@@ -414,10 +467,16 @@ struct caller {
     pr.add_array(m, p.x.rows, true);
     pr.add_array(r, p.x.rows, true);
     add_params(pr);
+    if (c.residual) check_residual(pr, true);
     pr.check_overlap();
-    if constexpr (K == layer_kind::dyt) {
+    if constexpr (pointwise<K>) {
+      if (c.residual) return layer.forward_residual(cx(), p.r, p.y);
       return layer.forward(cx(), p.y);
     } else {
+      if (c.residual) {
+        if (stats) return layer.forward_residual(cx(), p.r, p.y, {m, r});
+        return layer.forward_residual(cx(), p.r, p.y);
+      }
       if (stats) return layer.forward(cx(), p.y, {m, r});
       return layer.forward(cx(), p.y);
     }
@@ -425,12 +484,18 @@ struct caller {
 
   dyt::status backward(predictor& pr, bool with_saved) {
     check_backward(pr, with_saved);
+    if (c.residual) check_residual(pr, false);
     check_grads(pr);
     pr.check_overlap();
     const auto g = grads_of<K, L, T, C>(p.grad);
-    if constexpr (K == layer_kind::dyt) {
+    if constexpr (pointwise<K>) {
+      if (c.residual) return layer.backward_residual(cx(), cdy(), cdh(), p.dx, g, mode());
       return layer.backward(cx(), cdy(), p.dx, g, mode());
     } else {
+      if (c.residual) {
+        if (with_saved) return layer.backward_residual(cx(), cdy(), cdh(), p.dx, g, mode(), saved());
+        return layer.backward_residual(cx(), cdy(), cdh(), p.dx, g, mode());
+      }
       if (with_saved) return layer.backward(cx(), cdy(), p.dx, g, mode(), saved());
       return layer.backward(cx(), cdy(), p.dx, g, mode());
     }
@@ -445,9 +510,19 @@ struct caller {
     if (!(0 <= first && first <= last && last <= pl.chunks)) pr.add(dyt::errc::bad_range);
     check_workspace(pr, pl);
     check_backward(pr, with_saved);
+    if (c.residual) check_residual(pr, false);
     pr.add_array(static_cast<unsigned char*>(p.ws), index_t(c.ws_size), true);
     pr.check_overlap();
-    if constexpr (K == layer_kind::dyt) {
+    if (c.residual) {
+      if constexpr (pointwise<K>) {
+        return layer.backward_chunks_residual(pl, first, last, cx(), cdy(), cdh(), p.dx, p.ws, c.ws_size);
+      } else {
+        if (with_saved)
+          return layer.backward_chunks_residual(pl, first, last, cx(), cdy(), cdh(), p.dx, p.ws, c.ws_size, saved());
+        return layer.backward_chunks_residual(pl, first, last, cx(), cdy(), cdh(), p.dx, p.ws, c.ws_size);
+      }
+    }
+    if constexpr (pointwise<K>) {
       return layer.backward_chunks(pl, first, last, cx(), cdy(), p.dx, p.ws, c.ws_size);
     } else {
       if (with_saved) return layer.backward_chunks(pl, first, last, cx(), cdy(), p.dx, p.ws, c.ws_size, saved());

@@ -60,9 +60,11 @@ struct case_runner {
   // Per backend: the fuzzed call's outputs, and the same computation done the
   // plain way (out of place, overwrite, every gradient, statistics recomputed,
   // backward() rather than the chunk API) on dense copies of the inputs.
+  // A residual backward's canonical call is backward_residual; `plain` then
+  // holds backward()'s gradients on the same h, which it must equal bit for bit.
   struct result {
     bool accepted = false;
-    outputs primary, canonical;
+    outputs primary, canonical, plain;
   };
 
   template <class B>
@@ -77,7 +79,8 @@ struct case_runner {
     add_view_runs(runs, a, c.y, sizeof(T));
     add_view_runs(runs, a, c.dy, sizeof(T));
     add_view_runs(runs, a, c.dx, sizeof(T));
-    for (int i = 0; i < 3; ++i) {
+    if (c.residual) add_view_runs(runs, a, c.r, sizeof(T));
+    for (int i = 0; i < kParams; ++i) {
       add_array_runs(runs, a, c.param[i], sizeof(T));
       add_array_runs(runs, a, c.grad[i], sizeof(T));
     }
@@ -110,10 +113,11 @@ struct case_runner {
     output_mask mask(a.size());
     if (c.backward()) {
       mask.view(a, p.dx);
-      for (int i = 0; i < 3; ++i) mask.array(a, p.grad[i], i == P_ALPHA ? 1 : c.layer_cols);
+      for (int i = 0; i < kParams; ++i) mask.array(a, p.grad[i], scalar_param(i) ? 1 : c.layer_cols);
       if (c.pass == pass_kind::chunks && p.ws) mask.array(a, static_cast<unsigned char*>(p.ws), index_t(c.ws_size));
     } else {
       mask.view(a, p.y);
+      if (c.residual) mask.view(a, p.r);
       if (c.pass == pass_kind::forward_stats) {
         mask.array(a, p.mean, c.rows);
         mask.array(a, p.rstd, c.rows);
@@ -132,12 +136,12 @@ struct case_runner {
     if (c.rows > 4096 || c.cols > 8192 || c.x.rows != c.rows || c.x.cols != c.cols || c.x.null) return;
     const bound_case<T, C> p(c, a);
     if (p.x.row_stride < p.x.cols || c.layer_cols != c.cols) return;
-    if (K == layer_kind::dyt) return;
+    if (pointwise<K>) return;
     std::vector<T> y(std::size_t(c.rows * c.cols));
     const auto layer = layer_of<K, T, B, Policy>::make(c, const_cast<const T* const*>(p.param));
     std::vector<C> mean(std::size_t(c.rows)), rstd(std::size_t(c.rows));
     dyt::status s;
-    if constexpr (K != layer_kind::dyt)
+    if constexpr (!pointwise<K>)
       s = layer.forward(dyt::rows_view<const T>(p.x), dyt::rows_view<T>(y.data(), c.rows, c.cols),
                         {K == layer_kind::layer_norm ? mean.data() : nullptr, rstd.data()});
     if (!s.ok()) return;
@@ -187,9 +191,10 @@ struct case_runner {
     const bound_case<T, C> p(c, a);
     if (c.backward()) {
       res.primary.dx = read_view(p.dx);
-      for (int i = 0; i < 3; ++i) res.primary.grad[i] = read_array(p.grad[i], i == P_ALPHA ? 1 : c.cols);
+      for (int i = 0; i < kParams; ++i) res.primary.grad[i] = read_array(p.grad[i], scalar_param(i) ? 1 : c.cols);
     } else {
       res.primary.y = read_view(p.y);
+      if (c.residual) res.primary.h = read_view(p.r);
       if (c.pass == pass_kind::forward_stats) {
         res.primary.mean = read_array(p.mean, c.rows);
         res.primary.rstd = read_array(p.rstd, c.rows);
@@ -204,37 +209,56 @@ struct case_runner {
         for (index_t j = 0; j < c.cols; ++j) d[std::size_t(r * c.cols + j)] = v.data[r * v.row_stride + j];
       return d;
     };
-    std::vector<T> params[3];
-    const T* pp[3] = {nullptr, nullptr, nullptr};
-    for (int i = 0; i < 3; ++i)
+    std::vector<T> params[kParams];
+    const T* pp[kParams] = {nullptr, nullptr, nullptr, nullptr};
+    for (int i = 0; i < kParams; ++i)
       if (p0.param[i]) {
-        params[i].assign(p0.param[i], p0.param[i] + (i == P_ALPHA ? 1 : c.cols));
+        params[i].assign(p0.param[i], p0.param[i] + (scalar_param(i) ? 1 : c.cols));
         pp[i] = params[i].data();
       }
     const auto layer = layer_of<K, T, B, Policy>::make(c, pp);
-    const std::vector<T> x = dense(p0.x);
+    std::vector<T> x = dense(p0.x);
+    const dyt::rows_view<T> xv(x.data(), c.rows, c.cols);
     if (!c.backward()) {
+      if (c.residual) {
+        // h = fl(x + residual), rounded once to T (run_case.hpp, read_inputs):
+        // the fused call must leave exactly this, and y = forward(h).
+        const std::vector<T> r = dense(p0.r);
+        for (std::size_t i = 0; i < x.size(); ++i) x[i] = from_d<T>(to_d(x[i]) + to_d(r[i]));
+        res.canonical.h = read_view(dyt::rows_view<const T>(xv));
+      }
       std::vector<T> y(x.size());
-      if (!layer.forward({x.data(), c.rows, c.cols}, {y.data(), c.rows, c.cols}).ok()) finding("plain forward refused");
+      if (!layer.forward(xv, {y.data(), c.rows, c.cols}).ok()) finding("plain forward refused");
       res.canonical.y = read_view(dyt::rows_view<const T>(y.data(), c.rows, c.cols));
     } else {
       const std::vector<T> dy = dense(p0.dy);
-      std::vector<T> dx(x.size());
-      std::vector<T> g[3];
-      T* gp[3] = {nullptr, nullptr, nullptr};
-      for (int i = 0; i < 3; ++i)
-        if (layer_has<K>(i) && pp[i]) {
-          g[i].assign(i == P_ALPHA ? 1 : std::size_t(c.cols), T());
-          gp[i] = g[i].data();
-        }
       using L = layer_t<B>;
-      const auto grads = grads_of<K, L, T, C>(gp);
-      if (!layer.backward({x.data(), c.rows, c.cols}, {dy.data(), c.rows, c.cols}, {dx.data(), c.rows, c.cols}, grads)
-               .ok())
-        finding("plain backward refused");
-      res.canonical.dx = read_view(dyt::rows_view<const T>(dx.data(), c.rows, c.cols));
-      for (int i = 0; i < 3; ++i)
-        if (gp[i]) res.canonical.grad[i] = read_array(static_cast<const T*>(gp[i]), i == P_ALPHA ? 1 : c.cols);
+      // backward(), or backward_residual() with the dense dh, out of place, every gradient.
+      auto backward = [&](bool residual, outputs& o) {
+        std::vector<T> dx(x.size());
+        std::vector<T> g[kParams];
+        T* gp[kParams] = {nullptr, nullptr, nullptr, nullptr};
+        for (int i = 0; i < kParams; ++i)
+          if (layer_has<K>(i) && pp[i]) {
+            g[i].assign(scalar_param(i) ? 1 : std::size_t(c.cols), T());
+            gp[i] = g[i].data();
+          }
+        const auto grads = grads_of<K, L, T, C>(gp);
+        const dyt::rows_view<const T> xc(x.data(), c.rows, c.cols), dyc(dy.data(), c.rows, c.cols);
+        const dyt::rows_view<T> dxv(dx.data(), c.rows, c.cols);
+        if (residual) {
+          const std::vector<T> dh = dense(p0.r);
+          if (!layer.backward_residual(xc, dyc, {dh.data(), c.rows, c.cols}, dxv, grads).ok())
+            finding("plain backward_residual refused");
+        } else if (!layer.backward(xc, dyc, dxv, grads).ok()) {
+          finding("plain backward refused");
+        }
+        o.dx = read_view(dyt::rows_view<const T>(dxv));
+        for (int i = 0; i < kParams; ++i)
+          if (gp[i]) o.grad[i] = read_array(static_cast<const T*>(gp[i]), scalar_param(i) ? 1 : c.cols);
+      };
+      backward(c.residual, res.canonical);
+      if (c.residual) backward(false, res.plain);
     }
     return res;
   }
@@ -297,6 +321,33 @@ struct case_runner {
         if (!(std::fabs(x - y) <= b))
           finding("%s[%zu]: cpu %.9g vs cpu_scalar %.9g, |diff| %.3g > %.3g", what, i, x, y, std::fabs(x - y), b);
       }
+    }
+  }
+
+  // forward_residual's h: exactly the rounded sum (NaN: any NaN).
+  void check_h(const char* what, const out_vec& got, const out_vec& want) const {
+    if (!got.present) return;
+    const std::size_t e = sizeof(T);
+    for (std::size_t i = 0; i < got.v.size(); ++i) {
+      if (std::isnan(got.v[i]) && std::isnan(want.v[i])) continue;
+      if (std::memcmp(&got.bits[i * e], &want.bits[i * e], e) != 0)
+        finding("%s[%zu]: %.17g, but fl(x + residual) = %.17g (x %.17g, residual %.17g)", what, i, got.v[i],
+                want.v[i], in.x_in[i], in.res[i]);
+    }
+  }
+
+  // Bit for bit, NaN for NaN: between two instantiations of a row function
+  // (backward_residual's and backward()'s), an operation with two NaN operands
+  // returns whichever the compiled code passes first (x86), so a NaN's sign
+  // and payload need not agree; every other value must.
+  void check_bits_or_nan(const char* what, const out_vec& got, const out_vec& want) const {
+    if (!got.present) return;
+    if (got.v.size() != want.v.size()) finding("%s: %zu values, the plain call %zu", what, got.v.size(), want.v.size());
+    const std::size_t e = sizeof(T);
+    for (std::size_t i = 0; i < got.v.size(); ++i) {
+      if (std::isnan(got.v[i]) && std::isnan(want.v[i])) continue;
+      if (std::memcmp(&got.bits[i * e], &want.bits[i * e], e) != 0)
+        finding("%s[%zu]: %.17g, the plain call %.17g: not bit-identical", what, i, got.v[i], want.v[i]);
     }
   }
 
@@ -369,6 +420,7 @@ struct case_runner {
     const bool default_plan = c.pass != pass_kind::chunks || c.plan_chunks == dyt::default_chunks(c.rows);
     const bool stats_trusted = !c.saved_arbitrary;
     if (!c.backward()) {
+      if (c.residual) check_h((pre + "h (the residual after forward_residual)").c_str(), r.primary.h, r.canonical.h);
       check_bits((pre + "y").c_str(), r.primary.y, r.canonical.y);
       if (have_truth) {
         check_truth((pre + "y").c_str(), r.canonical.y, t.y, true);
@@ -380,9 +432,11 @@ struct case_runner {
     if (!stats_trusted) return;  // arbitrary saved statistics: only (a) and the guards
     check_bits((pre + "dx").c_str(), r.primary.dx, r.canonical.dx);
     if (have_truth) check_truth((pre + "dx").c_str(), r.canonical.dx, t.dx, true);
-    for (int i = 0; i < 3; ++i) {
+    for (int i = 0; i < kParams; ++i) {
       if (!layer_has<K>(i)) continue;
       const std::string w = pre + kGradNames[i];
+      if (c.residual)
+        check_bits_or_nan((w + " (backward_residual against backward)").c_str(), r.canonical.grad[i], r.plain.grad[i]);
       if (have_truth) check_truth(w.c_str(), r.canonical.grad[i], t.grad[i], true);
       if (!r.primary.grad[i].present) continue;
       if (default_plan) {
@@ -412,7 +466,10 @@ struct case_runner {
     if (!a.accepted) return;
     in = read_inputs<T>(c, initial);
     if constexpr (K == layer_kind::dyt) t = truth_dyt<T, C, Policy>(c, in);
+    else if constexpr (K == layer_kind::derf) t = truth_squash<erf_spec, K, T, C>(c, in);
+    else if constexpr (K == layer_kind::dyisru) t = truth_squash<isru_spec, K, T, C>(c, in);
     else t = truth_norm<T, C>(c, in, K == layer_kind::rms_norm);
+    if (c.residual && c.backward()) add_residual<C>(t.dx, in.dh);
     have_truth = true;
     check_backend("cpu", a);
     check_backend("cpu_scalar", s);
@@ -424,7 +481,7 @@ struct case_runner {
       check_agree((pre + "mean").c_str(), a.primary.mean, s.primary.mean, t.mean, false);
     } else {
       check_agree((pre + "dx").c_str(), a.canonical.dx, s.canonical.dx, t.dx, true);
-      for (int i = 0; i < 3; ++i)
+      for (int i = 0; i < kParams; ++i)
         if (layer_has<K>(i)) check_agree((pre + kGradNames[i]).c_str(), a.canonical.grad[i], s.canonical.grad[i], t.grad[i], true);
     }
   }
@@ -436,11 +493,34 @@ void run_typed(reader& rd, std::uint8_t b0) {
   r.run(rd, b0);
 }
 
+// Derf and DyISRU: no tanh policy (the Policy argument is not used).
+template <layer_kind K>
+void run_squash(reader& rd, std::uint8_t b0) {
+  switch (b0 & 3) {
+    case 0: run_typed<K, float, dyt::tanh_precise>(rd, b0); break;
+    case 1: run_typed<K, double, dyt::tanh_precise>(rd, b0); break;
+    case 2: run_typed<K, dyt::bfloat16, dyt::tanh_precise>(rd, b0); break;
+    default: run_typed<K, dyt::half, dyt::tanh_precise>(rd, b0); break;
+  }
+}
+
 template <layer_kind K>
 int run(const std::uint8_t* data, std::size_t size) {
   describe_case_on_death();
   reader rd(data, size);
   const std::uint8_t b0 = rd.u8();
+  // fuzz_dyt covers the three point-wise layers: byte 0's bits 3-4 pick the squash.
+  if constexpr (K == layer_kind::dyt) {
+    const int squash = (b0 >> 3) & 3;
+    if (squash == 1) {
+      run_squash<layer_kind::derf>(rd, b0);
+      return 0;
+    }
+    if (squash == 2) {
+      run_squash<layer_kind::dyisru>(rd, b0);
+      return 0;
+    }
+  }
   // The tanh policy only matters to DyT; the norms instantiate one.
   const bool alt = K == layer_kind::dyt && (b0 & 4) != 0;
   switch (b0 & 3) {

@@ -2,10 +2,13 @@
 """Writes the seed corpus of the fuzz harnesses: fuzz/corpus/<harness>/*.
 
 Each seed is one case in the byte layout decode() reads (fuzz/run_case.hpp):
-every storage type and pass, aliasing modes, parameter and gradient
-combinations, every injected argument error, and values at the edges (NaN,
-infinities, signed zeros, subnormals, the largest finite values, rows of 1e18,
-constant rows, eps = 0). Deterministic: rerunning rewrites the same files.
+every storage type and pass (plain and fused residual), aliasing modes (of the
+output, and of the residual or dh), parameter and gradient combinations, every
+injected argument error, values at the edges (NaN, infinities, signed zeros,
+subnormals, the largest finite values, rows of 1e18, constant rows, eps = 0),
+and for fuzz_dyt the same over Derf (erf, with its shift) and DyISRU (isru).
+Deterministic: rerunning rewrites the same files. The seeds written before the
+residual passes and the other squashes are unchanged byte for byte.
 
     python3 fuzz/make_corpus.py            # into fuzz/corpus/ next to this script
     python3 fuzz/make_corpus.py OUT_DIR    # elsewhere
@@ -27,21 +30,26 @@ INJECT = [
     "out_cols", "layer_cols_more", "layer_cols0", "layer_cols_neg", "eps_nan", "eps_neg", "eps_inf", "param_null",
     "grad_without_param", "stats_half", "ws_small", "ws_misaligned", "ws_null", "plan_rows", "plan_chunks0",
     "plan_chunks_more", "range_reversed", "range_past", "huge_rows", "huge_stride", "huge_cols", "dy_shape",
-    "eps_neg_zero",
+    "eps_neg_zero", "shift_null", "res_null", "res_rows", "res_cols", "res_stride_small",
 ]
+# Byte 0 bits 3-4 (fuzz_dyt): the squash
+SQUASH = {"tanh": 0, "erf": 1, "isru": 2}
+# Where residual / dh lies (byte 7 bits 3-5)
+RES_ALIAS = ["own", "output", "x", "interleaved_x", "partial_x", "after_x", "x_other_stride", "dy_or_after_output"]
 
 
 def case(type_="float", alt=False, pass_="forward", rows=3, cols=37, big_rows=False, big_cols=False, pads=0,
          mis=0, alias=0, params=0, grads=0, eps=0, eps_raw=None, eps_exp=None, alpha=0, alpha_extra=b"",
-         chunks=0, inject="none", seed=1, dists=(0,) * 6, exps=(0,) * 6, specials=()):
+         chunks=0, inject="none", seed=1, dists=(0,) * 6, exps=(0,) * 6, specials=(), squash="tanh",
+         residual=False, res_alias=0, res_pad=0, shift=0):
     b = bytearray()
-    b.append(TYPES[type_] | (4 if alt else 0))
-    b.append(PASSES[pass_])
+    b.append(TYPES[type_] | (4 if alt else 0) | (SQUASH[squash] << 3))
+    b.append(PASSES[pass_] | (8 if residual else 0))
     b.append((0x80 | (rows - 1)) if big_rows else (rows - 1) & 7)
     b += struct.pack("<H", (0x8000 | (cols - 1)) if big_cols else (cols - 1))
     b.append(pads)
     b.append(mis)
-    b.append(alias)
+    b.append(alias | (res_alias << 3) | (res_pad << 6))
     b.append(params)
     b.append(grads)
     if eps_raw is not None:
@@ -52,7 +60,7 @@ def case(type_="float", alt=False, pass_="forward", rows=3, cols=37, big_rows=Fa
         b.append(eps_exp & 0xFF)
     else:
         b.append(eps)
-    b.append(alpha)
+    b.append(alpha | (shift << 3))
     b += alpha_extra
     b.append(chunks)
     idx = INJECT.index(inject)
@@ -123,7 +131,93 @@ def seeds(layer):
         p = "chunks" if ("ws" in name or "plan" in name or "range" in name) else \
             "backward" if name in ("dy_null", "grad_without_param", "dy_shape") else \
             "backward_saved" if name == "stats_half" else "forward"
+        if name.startswith("res_") or name == "shift_null":
+            continue
         s[f"inject_{name}"] = case(pass_=p, inject=name, rows=4, cols=9, seed=300 + i)
+    s.update(residual_seeds())
+    if layer == "dyt":
+        for sq in ("erf", "isru"):
+            s.update(squash_seeds(sq))
+    return s
+
+
+def residual_seeds(squash="tanh"):
+    """The fused residual passes: every type and pass, where residual / dh lies, their argument errors."""
+    s = {}
+    pre = "" if squash == "tanh" else squash + "_"
+    for t in TYPES:
+        for p in PASSES:
+            s[f"{pre}residual_{t}_{p}"] = case(t, pass_=p, rows=5, cols=37, seed=400 + len(s), squash=squash,
+                                               residual=True)
+    if squash != "tanh":
+        return s
+    for m, name in enumerate(RES_ALIAS[1:], start=1):
+        for out_alias in (0, 1, 2):
+            s[f"residual_at_{name}_fwd_alias{out_alias}"] = case(pass_="forward", residual=True, res_alias=m,
+                                                                 alias=out_alias, rows=4, cols=19, seed=500 + m)
+            s[f"residual_at_{name}_bwd_alias{out_alias}"] = case("bf16", pass_="backward", residual=True,
+                                                                 res_alias=m, alias=out_alias, rows=4, cols=19,
+                                                                 seed=600 + m)
+    s["residual_padded_chunks"] = case("half", pass_="chunks", residual=True, res_pad=3, rows=40, big_rows=True,
+                                       cols=33, chunks=0x5 | 0x30)
+    s["residual_accumulate"] = case(pass_="backward", residual=True, grads=8, dists=(0, 0, 0, 0, SCALED, SCALED),
+                                    exps=(0, 0, 0, 0, 30, 0))
+    # x + residual overflowing, cancelling, NaN and Inf in the residual / dh.
+    s["residual_overflow_bf16"] = case("bf16", pass_="forward", residual=True, dists=(HUGE, 0, 0, 0, HUGE, 0),
+                                       exps=(127, 0, 0, 0, 127, 0))
+    s["residual_cancel_half"] = case("half", pass_="forward_stats", residual=True,
+                                     specials=[(0, 3, MAX_FINITE, 0), (6, 3, MAX_FINITE, 1), (6, 8, PINF, 0),
+                                               (6, 16, QNAN, 0)])
+    s["residual_dh_specials"] = case(pass_="backward", residual=True,
+                                     specials=[(6, 1, NINF, 0), (6, 9, SNAN, 3), (6, 17, MIN_SUB, 1),
+                                               (6, 23, MAX_FINITE, 0)])
+    s["residual_wild_double"] = case("double", pass_="backward_saved", residual=True, dists=(WILD,) * 6)
+    for name in ("res_null", "res_rows", "res_cols", "res_stride_small", "out_rows", "x_null"):
+        s[f"residual_inject_{name}_fwd"] = case(pass_="forward", residual=True, inject=name, rows=4, cols=9)
+        s[f"residual_inject_{name}_bwd"] = case(pass_="backward", residual=True, inject=name, rows=4, cols=9)
+    s["residual_inject_ws_small"] = case(pass_="chunks", residual=True, inject="ws_small", rows=4, cols=9)
+    return s
+
+
+def squash_seeds(sq):
+    """fuzz_dyt's Derf (erf) and DyISRU (isru): every type and pass, plain and residual, and edges."""
+    s = {}
+    for t in TYPES:
+        for p in PASSES:
+            s[f"{sq}_{t}_{p}"] = case(t, pass_=p, rows=5, cols=37, seed=700 + len(s), squash=sq)
+    s.update(residual_seeds(sq))
+    s[f"{sq}_no_gamma_no_beta"] = case(pass_="backward", params=6, squash=sq)
+    s[f"{sq}_chunks_grads_subset"] = case(pass_="chunks", grads=5 | 16, squash=sq, rows=9, chunks=3 | 0x10)
+    s[f"{sq}_accumulate_half"] = case("half", pass_="chunks", grads=8, squash=sq, dists=(0, 0, 0, 0, 0, SCALED))
+    s[f"{sq}_alpha_zero"] = case(pass_="backward", alpha=1, squash=sq)
+    s[f"{sq}_alpha_big"] = case(pass_="backward", alpha=4, alpha_extra=bytes([120]), squash=sq)
+    s[f"{sq}_alpha_nan"] = case(pass_="forward", alpha=3, alpha_extra=bytes([QNAN]) + struct.pack("<Q", 0), squash=sq)
+    s[f"{sq}_wild_float"] = case(pass_="backward", dists=(WILD,) * 6, squash=sq)
+    s[f"{sq}_wild_double"] = case("double", pass_="backward", dists=(WILD,) * 6, squash=sq)
+    s[f"{sq}_huge_x"] = case(pass_="backward", dists=(HUGE, 0, 0, 0, 0, 0), exps=(70, 0, 0, 0, 0, 0), squash=sq)
+    s[f"{sq}_tiny_x"] = case(pass_="backward", dists=(SCALED,) * 6, exps=(-38,) * 6, squash=sq)
+    nan_inf = [(0, 3, QNAN, 0), (0, 10 * 7 + 1, PINF, 0), (1, 2 * 7 + 2, NINF, 0), (0, 36 * 7 + 4, SNAN, 5),
+               (0, 5, MAX_FINITE, 1), (0, 6, MIN_SUB, 0)]
+    for t in TYPES:
+        s[f"{sq}_nan_inf_{t}_fwd"] = case(t, pass_="forward", specials=nan_inf, squash=sq)
+        s[f"{sq}_nan_inf_{t}_bwd"] = case(t, pass_="backward", specials=nan_inf, squash=sq)
+    s[f"{sq}_inject_param_null"] = case(pass_="forward", inject="param_null", squash=sq, rows=4, cols=9)
+    if sq == "erf":
+        for m in (1, 2, 3):
+            s[f"erf_shift_mode{m}"] = case(pass_="backward", shift=m, squash=sq, seed=800 + m)
+        for kind, name in ((QNAN, "nan"), (PINF, "inf"), (NINF, "ninf"), (MAX_FINITE, "max")):
+            s[f"erf_shift_{name}"] = case(pass_="backward", squash=sq, specials=[(7, 0, kind, 1)])
+            s[f"erf_shift_{name}_fwd"] = case("bf16", pass_="forward", squash=sq, specials=[(7, 0, kind, 1)])
+        s["erf_shift_cancels_alpha_x"] = case(pass_="backward", squash=sq, alpha=4, alpha_extra=bytes([100]),
+                                              specials=[(7, 0, E18, 1), (0, 0, E18, 0)])
+        # alpha x overflowing float but not double, plus an infinite shift: NaN (Inf - Inf) in y, dx, the sums.
+        s["erf_argument_overflow"] = case(pass_="backward", squash=sq, alpha=4, alpha_extra=bytes([44]),
+                                          dists=(WILD,) * 6, specials=[(7, 0, PINF, 0)])
+        s["erf_slope_underflow"] = case(pass_="backward", squash=sq, dists=(SCALED,) + (0,) * 5, exps=(4,) + (0,) * 5)
+        for p in ("forward", "backward", "chunks"):
+            s[f"erf_inject_shift_null_{p}"] = case(pass_=p, inject="shift_null", squash=sq, rows=4, cols=9)
+            s[f"erf_inject_shift_null_{p}_residual"] = case(pass_=p, inject="shift_null", squash=sq, rows=4, cols=9,
+                                                            residual=True)
     return s
 
 

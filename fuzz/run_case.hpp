@@ -9,28 +9,39 @@ namespace fz {
 // ---- Decoding -------------------------------------------------------------------------
 //
 // Byte layout (every read past the end gives 0, i.e. the default):
-//   0      type (bits 0-1: float, double, bfloat16, half), bit 2: DyT's other tanh policy
-//   1      pass: % 5 = forward, forward+stats, backward, backward(saved stats), chunks+reduce
+//   0      type (bits 0-1: float, double, bfloat16, half), bit 2: DyT's other tanh policy,
+//          bits 3-4 (fuzz_dyt only): the squash: tanh (DyT), erf (Derf), isru (DyISRU), tanh
+//   1      pass: bits 0-2 % 5 = forward, forward+stats, backward, backward(saved stats),
+//          chunks+reduce; bit 3: its fused residual variant (forward_residual,
+//          backward_residual, backward_chunks_residual + reduce_gradients)
 //   2      rows: bit 7 set: 1 + (b & 0x7f) (up to 128), else 1 + (b & 7)
 //   3-4    cols: bit 15 set: 1 + (v & 0xfff) (up to 4096), else 1 + v % 160
 //   5      row pads (2 bits each: x, output, dy) from {0, 1, 5, 16}; bits 6-7: gradient misalignment
 //   6      base misalignment in elements (2 bits each: x, output, dy, parameters)
-//   7      aliasing: % 8 = none, output == input, dx == x, interleaved rows, partial overlap,
+//   7      aliasing: bits 0-2 = none, output == input, dx == x, interleaved rows, partial overlap,
 //          a gradient over its parameter (or statistics over x), same base with another
-//          stride, output right after its input
+//          stride, output right after its input;
+//          bits 3-5, residual passes: where residual (forward) or dh (backward) lies: its own
+//          buffer, == the output, == x, interleaved with x, partially over x, right after x,
+//          x's base with another stride, == dy (backward) or right after the output (forward);
+//          bits 6-7: its row pad from {0, 1, 5, 16}
 //   8      parameters: bit 1 no gamma, bit 2 no beta, bit 3 gamma_form::one_plus
-//   9      bit 0/1/2: no dalpha/dgamma/dbeta; bit 3 accumulate; bit 4/5: no mean/rstd;
-//          bit 6 saved statistics are arbitrary values; bit 7 the chunk API takes saved statistics
+//   9      bit 0/1/2: no dalpha/dgamma/dbeta; bit 3 accumulate; bit 4/5: no mean/rstd
+//          (Derf: bit 4 no dshift); bit 6 saved statistics are arbitrary values; bit 7 the
+//          chunk API takes saved statistics
 //   10     eps: % 8 = default, 0, 1e-12, 1e-3, 1, 100, raw double (8 more bytes), 2^(int8)
-//   11     alpha: % 8 = model, 0, -0.7, special (kind byte + 8 raw bytes), 2^(int8/4), -model
+//   11     alpha: % 8 = model, 0, -0.7, special (kind byte + 8 raw bytes), 2^(int8/4), -model;
+//          bits 3-4, Derf's shift: model ([-0.5, 0.5]), 0, +-2^[-10, 30), a special value
 //   12     chunks: bits 0-3 plan chunks (0: default_chunks), bits 4-5 ranges - 1, bit 6 reversed
 //   13     bit 7 set: inject the argument error (b & 0x7f) % inj_count
 //   14-17  seed of the value generator
-//   18-23  distributions of x, dy, gamma, beta, (unused), prior gradients: % 8 = model, scaled,
-//          constant rows, offset rows, wild (every magnitude of T), zeros, huge, quarter grid
+//   18-23  distributions of x, dy, gamma, beta, residual or dh, prior gradients: % 8 = model,
+//          scaled, constant rows, offset rows, wild (every magnitude of T), zeros, huge, quarter grid
 //   24-29  their exponents (int8)
-//   30     number of special values (% 17), then per value: target (% 6: x, dy, gamma, beta,
-//          prior gradients, alpha), position (u16), kind (fuzz_support.hpp special_value), 8 raw bytes
+//   30     number of special values (% 17), then per value: target (% 8: x, dy, gamma, beta,
+//          prior gradients, alpha, residual or dh, shift), position (u16), kind
+//          (fuzz_support.hpp special_value), 8 raw bytes
+// (Seeds written before the residual passes and Derf/DyISRU decode as they did.)
 
 template <class T>
 double draw(prng& g, std::uint8_t dist, std::int8_t exponent, int tensor, layer_kind kind, bool one_plus,
@@ -40,7 +51,7 @@ double draw(prng& g, std::uint8_t dist, std::int8_t exponent, int tensor, layer_
     case 0:  // the tests' distributions (tests/support.hpp)
       switch (tensor) {
         case 0:
-          if (kind == layer_kind::dyt) return 4 * g.sym();
+          if (kind == layer_kind::dyt || kind == layer_kind::derf || kind == layer_kind::dyisru) return 4 * g.sym();
           if (kind == layer_kind::layer_norm) return row_a + row_b * g.sym();
           return row_b * g.sym();
         case 1: return g.sym();
@@ -98,10 +109,13 @@ void decode(reader& in, case_cfg& c, arena& a, std::uint8_t b0) {
   using C = dyt::compute_t<T>;
   c.kind = K;
   c.type = b0 & 3;
-  c.alt_policy = (b0 & 4) != 0 && !std::is_same<T, double>::value;  // tanh_fast in double lanes is float-accurate only
-  c.pass = pass_kind(in.u8() % 5);
-  if (K == layer_kind::dyt && c.pass == pass_kind::forward_stats) c.pass = pass_kind::forward;
-  if (K == layer_kind::dyt && c.pass == pass_kind::backward_saved) c.pass = pass_kind::backward;
+  // tanh_fast in double lanes is float-accurate only; the other squashes have no policy.
+  c.alt_policy = K == layer_kind::dyt && (b0 & 4) != 0 && !std::is_same<T, double>::value;
+  const std::uint8_t pb = in.u8();
+  c.pass = pass_kind((pb & 7) % 5);
+  c.residual = (pb & 8) != 0;
+  if (pointwise<K> && c.pass == pass_kind::forward_stats) c.pass = pass_kind::forward;
+  if (pointwise<K> && c.pass == pass_kind::backward_saved) c.pass = pass_kind::backward;
   const std::uint8_t rb = in.u8();
   c.rows = (rb & 0x80) ? 1 + (rb & 0x7f) : 1 + (rb & 7);
   const std::uint16_t cb = in.u16();
@@ -110,15 +124,19 @@ void decode(reader& in, case_cfg& c, arena& a, std::uint8_t b0) {
   c.layer_cols = c.cols;
   const std::uint8_t pads = in.u8(), mis = in.u8();
   static const index_t kPads[4] = {0, 1, 5, 16};
-  c.alias = in.u8() % 8;
+  const std::uint8_t alias_byte = in.u8();
+  c.alias = alias_byte & 7;
+  c.res_alias = c.residual ? (alias_byte >> 3) & 7 : 0;
   const std::uint8_t hb = in.u8(), wb = in.u8();
-  c.has[P_ALPHA] = K == layer_kind::dyt;
+  c.has[P_ALPHA] = pointwise<K>;
   c.has[P_GAMMA] = !(hb & 2);
   c.has[P_BETA] = K != layer_kind::rms_norm && !(hb & 4);
+  c.has[P_SHIFT] = K == layer_kind::derf;
   c.one_plus = K == layer_kind::rms_norm && (hb & 8) && c.has[P_GAMMA];
   for (int i = 0; i < 3; ++i) c.want[i] = layer_has<K>(i) && c.has[i] && !((wb >> i) & 1);
+  c.want[P_SHIFT] = c.has[P_SHIFT] && !(wb & 16);
   c.accumulate = (wb & 8) != 0;
-  const bool want_mean = K == layer_kind::layer_norm && !(wb & 16), want_rstd = K != layer_kind::dyt && !(wb & 32);
+  const bool want_mean = K == layer_kind::layer_norm && !(wb & 16), want_rstd = !pointwise<K> && !(wb & 32);
   c.saved_arbitrary = (wb & 64) != 0;
   const bool chunks_saved = (wb & 128) != 0;
 
@@ -168,13 +186,17 @@ void decode(reader& in, case_cfg& c, arena& a, std::uint8_t b0) {
   init_view(c.x, kPads[pads & 3]);
   init_view(bwd ? c.dx : c.y, kPads[(pads >> 2) & 3]);
   if (bwd) init_view(c.dy, kPads[(pads >> 4) & 3]);
+  if (c.residual) init_view(c.r, kPads[(alias_byte >> 6) & 3]);
   view_cfg& out = bwd ? c.dx : c.y;
   view_cfg& src = !bwd ? c.x : (c.alias == 2 ? c.x : c.dy);
   if (c.alias == 3) src.stride = std::max(src.stride, 2 * c.cols);
+  if (c.res_alias == 3) c.x.stride = std::max(c.x.stride, 2 * c.cols);
   const std::size_t es = sizeof(T);
   auto add_view_slot = [&](view_cfg& v, int misalign) {
     const index_t span = span_of(v);
-    const index_t capacity = 2 * span + v.stride + v.cols + v.rows + 8;
+    // Room for views placed inside this one's slot (at most two spans in, and
+    // one span long, plus a stride and rows for the injected shapes).
+    const index_t capacity = 3 * span + v.stride + v.cols + 2 * v.rows + 8;
     v.slot = a.add(std::size_t(capacity) * es, std::size_t(misalign) * es, 16 + std::size_t(g.below(4)) * es);
     v.off = 0;
   };
@@ -205,12 +227,45 @@ void decode(reader& in, case_cfg& c, arena& a, std::uint8_t b0) {
       add_view_slot(out, (mis >> 2) & 3);
       break;
   }
+  // The residual passes' residual (forward) or dh (backward), placed against x or the output.
+  if (c.residual) {
+    view_cfg& res = c.r;
+    switch (c.res_alias) {
+      case 1: res = out; break;
+      case 2: res = c.x; break;
+      case 3:
+        res = c.x;
+        res.off = c.x.off + c.cols;
+        break;
+      case 4:
+        res = c.x;
+        res.off = c.x.off + 1 + g.below(span_of(c.x));
+        break;
+      case 5:
+        res = c.x;
+        res.off = c.x.off + span_of(c.x);
+        break;
+      case 6:
+        res = c.x;
+        res.stride = c.x.stride + 1;
+        break;
+      case 7:
+        if (bwd) {
+          res = c.dy;
+        } else {
+          res = out;
+          res.off = out.off + span_of(out);
+        }
+        break;
+      default: add_view_slot(res, int(g.below(4))); break;
+    }
+  }
 
   // -- Parameters, gradients, statistics (arrays).
   const index_t n_alloc = c.cols + 2;
   const int pmis = (mis >> 6) & 3, gmis = (pads >> 6) & 3;
-  for (int i = 0; i < 3; ++i) {
-    const index_t n = i == P_ALPHA ? 1 : n_alloc;
+  for (int i = 0; i < kParams; ++i) {
+    const index_t n = scalar_param(i) ? 1 : n_alloc;
     c.param[i].slot = a.add(std::size_t(n + 8) * es, std::size_t(pmis) * es, 16);
     c.param[i].n = n;
     c.param[i].present = c.has[i];
@@ -290,7 +345,7 @@ void decode(reader& in, case_cfg& c, arena& a, std::uint8_t b0) {
     case inj_eps_inf: c.eps = std::numeric_limits<double>::infinity(); break;
     case inj_eps_neg_zero: c.eps = -0.0; break;
     case inj_param_null:
-      if (K == layer_kind::dyt) c.param[P_ALPHA].present = false;
+      if (pointwise<K>) c.param[P_ALPHA].present = false;
       if (K == layer_kind::rms_norm) {
         c.one_plus = true;
         c.param[P_GAMMA].present = false;
@@ -311,7 +366,7 @@ void decode(reader& in, case_cfg& c, arena& a, std::uint8_t b0) {
       } else if (K == layer_kind::rms_norm) {
         c.mean.present = true;
       }
-      if (!stats_pass && K != layer_kind::dyt) {
+      if (!stats_pass && !pointwise<K>) {
         c.mean.present = c.rstd.present = false;
       }
       break;
@@ -343,6 +398,11 @@ void decode(reader& in, case_cfg& c, arena& a, std::uint8_t b0) {
     case inj_dy_shape:
       if (c.cols > 1) c.dy.cols = c.cols - 1;
       break;
+    case inj_shift_null: c.param[P_SHIFT].present = false; break;
+    case inj_res_null: c.r.null = true; break;
+    case inj_res_rows: c.r.rows = c.rows + 1; break;
+    case inj_res_cols: c.r.cols = c.cols + 1; break;
+    case inj_res_stride_small: c.r.stride = c.cols - 1; break;
     default: break;
   }
 
@@ -367,6 +427,7 @@ void decode(reader& in, case_cfg& c, arena& a, std::uint8_t b0) {
   };
   fill_view(c.x, 0);
   if (bwd) fill_view(c.dy, 1);
+  if (c.residual) fill_view(c.r, 4);
   for (int i = 1; i < 3; ++i) {
     double ra = 0, rb2 = 0;
     row_constants(g, dists[i + 1], exps[i + 1], ra, rb2);
@@ -385,10 +446,20 @@ void decode(reader& in, case_cfg& c, arena& a, std::uint8_t b0) {
     }
     put(c.param[P_ALPHA].slot, 0, alpha);
   }
+  if (K == layer_kind::derf) {
+    T shift = from_d<T>(g.range(-0.5, 0.5));
+    switch ((ab >> 3) & 3) {
+      case 1: shift = from_d<T>(0.0); break;
+      case 2: shift = from_d<T>(g.sym() * std::ldexp(1.0, int(g.below(40)) - 10)); break;
+      case 3: shift = special_value<T>(std::uint8_t(g.next()), g.next(), g); break;
+      default: break;
+    }
+    put(c.param[P_SHIFT].slot, 0, shift);
+  }
   if (c.accumulate) {
     double ra = 0, rb2 = 0;
     row_constants(g, dists[5], exps[5], ra, rb2);
-    for (int i = 0; i < 3; ++i)
+    for (int i = 0; i < kParams; ++i)
       for (index_t j = 0; j < c.grad[i].n; ++j)
         if (c.grad[i].slot != c.param[i].slot)
           put(c.grad[i].slot, j, from_d<T>(draw<T>(g, dists[5], exps[5], 5, K, one_plus, ra, rb2)));
@@ -405,15 +476,16 @@ void decode(reader& in, case_cfg& c, arena& a, std::uint8_t b0) {
   }
   c.specials = in.u8() % 17;
   for (int s = 0; s < c.specials; ++s) {
-    const std::uint8_t target = in.u8() % 6;
+    const std::uint8_t target = in.u8() % 8;
     const std::uint16_t pos = in.u16();
     const std::uint8_t kind = in.u8();
     const T v = special_value<T>(kind, in.u64(), g);
     switch (target) {
       case 0:
-      case 1: {
-        const view_cfg& v0 = target == 0 ? c.x : c.dy;
-        if (v0.slot < 0 || (target == 1 && !bwd)) break;
+      case 1:
+      case 6: {
+        const view_cfg& v0 = target == 0 ? c.x : target == 1 ? c.dy : c.r;
+        if (v0.slot < 0 || (target == 1 && !bwd) || (target == 6 && !c.residual)) break;
         const index_t r = index_t(pos) % c.rows, j = index_t(pos / 7) % c.cols;
         const index_t stride = v0.stride < c.cols || v0.stride > (index_t(1) << 20) ? c.cols : v0.stride;
         put(v0.slot, v0.off + r * stride + j, v);
@@ -427,6 +499,7 @@ void decode(reader& in, case_cfg& c, arena& a, std::uint8_t b0) {
           if (c.grad[i].slot != c.param[i].slot) put(c.grad[i].slot, index_t(pos / 3) % c.grad[i].n, v);
         }
         break;
+      case 7: put(c.param[P_SHIFT].slot, 0, v); break;
       default: put(c.param[P_ALPHA].slot, 0, v); break;
     }
   }
@@ -469,7 +542,8 @@ inline std::size_t first_bit_difference(const out_vec& a, const out_vec& b) {
 }
 
 struct outputs {
-  out_vec y, mean, rstd, dx, grad[3];
+  out_vec y, mean, rstd, dx, grad[kParams];
+  out_vec h;  // forward_residual: the residual after the call
 };
 
 // ---- The truth and its bounds ---------------------------------------------------------------
@@ -493,17 +567,21 @@ struct expect {
 };
 
 struct truth {
-  expect y, mean, rstd, dx, grad[3];
+  expect y, mean, rstd, dx, grad[kParams];
 };
 
 // The case's inputs in double (dense), read from the initial arena.
 struct inputs {
   index_t rows = 0, cols = 0;
-  std::vector<double> x, dy, param[3], prior[3];
-  bool has[3] = {false, false, false};
+  // x: the layer's input; in a forward_residual pass h = fl(x + residual) (one
+  // rounding to T), with x and the residual themselves in x_in and res. dh: a
+  // backward_residual pass's dh.
+  std::vector<double> x, dy, param[kParams], prior[kParams], x_in, res, dh;
+  bool has[kParams] = {false, false, false, false};
   bool finite = true;     // every input value finite
   bool any_inf = false;   // some input value is +-Inf
-  double max_abs[6] = {};  // x, dy, gain (|gamma|, |1 + gamma| or 1), beta, alpha, prior (finite values)
+  // x (h), dy, gain (|gamma|, |1 + gamma| or 1), beta, alpha, prior, residual or dh, shift (finite values)
+  double max_abs[8] = {};
 };
 
 template <class T>
@@ -526,17 +604,32 @@ inputs read_inputs(const case_cfg& c, const arena& a) {
   };
   read(c.x, in.x, 0);
   if (c.backward()) read(c.dy, in.dy, 1);
-  for (int i = 0; i < 3; ++i) {
+  if (c.residual) read(c.r, c.backward() ? in.dh : in.res, 6);
+  if (c.residual && !c.backward()) {
+    // h, rounded once to T. The library adds in the compute type and stores:
+    // for 16-bit T a float sum rounded again, which gives the same value (a
+    // second rounding of a sum is innocuous when the wider format has at
+    // least 2p + 2 bits: 24 >= 2 * 11 + 2). from_d rounds double -> float ->
+    // T, innocuous the same way (53 >= 2 * 24 + 2).
+    in.x_in = in.x;
+    in.max_abs[0] = 0;
+    for (std::size_t i = 0; i < in.x.size(); ++i) {
+      in.x[i] = to_d(from_d<T>(in.x_in[i] + in.res[i]));
+      note(0, in.x[i]);
+    }
+  }
+  for (int i = 0; i < kParams; ++i) {
     in.has[i] = c.param[i].present;
     if (!in.has[i]) continue;
     const T* p = reinterpret_cast<const T*>(a.slot_ptr(c.param[i].slot)) + c.param[i].off;
-    const index_t n = i == P_ALPHA ? 1 : c.cols;
+    const index_t n = scalar_param(i) ? 1 : c.cols;
     for (index_t j = 0; j < n; ++j) {
       const double d = to_d(p[j]);
       in.param[i].push_back(d);
       if (i == P_GAMMA) note(2, c.one_plus ? 1 + d : d);
       if (i == P_BETA) note(3, d);
       if (i == P_ALPHA) note(4, d);
+      if (i == P_SHIFT) note(7, d);
     }
     if (c.accumulate && c.grad[i].present) {
       const T* q = reinterpret_cast<const T*>(a.slot_ptr(c.grad[i].slot)) + c.grad[i].off;
@@ -589,7 +682,7 @@ truth truth_dyt(const case_cfg& c, const inputs& in) {
     return t;
   }
   t.dx.init(std::size_t(rows * n));
-  for (int i = 0; i < 3; ++i) t.grad[i].init(i == P_ALPHA ? 1 : std::size_t(n));
+  for (int i = 0; i < kParams; ++i) t.grad[i].init(scalar_param(i) ? 1 : std::size_t(n));
   dyt::DyT<double, dyt::reference>::gradients g_ref;
   g_ref.dalpha = t.grad[P_ALPHA].ref.data();
   g_ref.dgamma = gamma ? t.grad[P_GAMMA].ref.data() : nullptr;
@@ -624,6 +717,169 @@ truth truth_dyt(const case_cfg& c, const inputs& in) {
                       16 * tiny * double(n + rows) * (1 + Mx) * (1 + Mdy) * (1 + Mg));
   t.grad[P_ALPHA].overflow[0] = ovf_alpha;
   return t;
+}
+
+// Derf and DyISRU: the derivation of tests/pointwise_truth.hpp (make_truth),
+// restated. With a the exact argument alpha x (+ shift) and A its computed
+// error in units of u (|alpha x|, plus |alpha x + shift| with the shift):
+// t = f(computed a) errs by f'(|a| - A u) A + value_error |t| (f' falls with
+// |a|); f'(computed a) by max|f''| A + slope_error f'; y = fl(fl(gamma t) +
+// beta) adds u |gamma t| + u (|gamma t| + |beta|); g = fl(fl(dy gamma) f')
+// 2u |g|, dx = fl(g alpha) u more; sums (n + rows - 1) u times their sum of
+// magnitudes; one unit of u per bound as slack. Bounds are absolute, in units
+// of u: k = 1, scale = the bound (harness.hpp's bound() multiplies by u + 2^-53).
+//
+// Beyond the tests' inputs, as for DyT: roundings into the compute type's
+// subnormals (16 subnormal spacings, times what multiplies them later), and
+// for erf an exp whose result left the normal range, where its accuracy was
+// measured (docs/pointwise.md: every float in [-87.3, 0)): an absolute error
+// of up to the smallest normal value times 2/sqrt(pi), allowed wherever the
+// true slope near the computed argument is below 4 of those. An argument
+// alpha x (or alpha x + shift) beyond half the compute type's largest value
+// may have overflowed there (Inf - Inf = NaN with an infinite shift): its
+// outputs, and the sums they enter, may be non-finite.
+struct erf_spec {
+  static constexpr bool has_shift = true;
+  static double f(double a) { return std::erf(a); }
+  static double df(double a) { return 1.1283791670955126 * std::exp(-a * a); }
+  static constexpr double d2_max = 0.968;  // max |f''| = 2 sqrt(2 / (pi e))
+  // 2 x the ulps of xsimd's erf (float 2.43, double 24.5; glibc's are below both).
+  static double value_error(bool double_compute) { return 2 * (double_compute ? 24.5 : 2.43); }
+  // exp's argument -a^2 rounded (a^2 u relative), exp within 1.53 ulp, the constant and the product.
+  static double slope_error(double a) { return a * a + 2 * 1.53 + 2; }
+};
+struct isru_spec {
+  static constexpr bool has_shift = false;
+  static double f(double a) { return a / std::sqrt(1 + a * a); }
+  static double df(double a) { return std::pow(1 + a * a, -1.5); }
+  static constexpr double d2_max = 0.859;  // max |f''| = 3 |a| (1 + a^2)^(-5/2)
+  static double value_error(bool) { return 4; }
+  static double slope_error(double) { return 12; }
+};
+
+template <class Spec, layer_kind K, class T, class C>
+truth truth_squash(const case_cfg& c, const inputs& in) {
+  truth t;
+  const index_t rows = c.rows, n = c.cols;
+  const double tiny = subnormal_spacing<C>(), cmax = compute_max<C>(), cmin = double(std::numeric_limits<C>::min());
+  const double alpha = in.param[P_ALPHA][0];
+  const double shift = Spec::has_shift ? in.param[P_SHIFT][0] : 0.0;
+  const double* gamma = in.has[P_GAMMA] ? in.param[P_GAMMA].data() : nullptr;
+  const double* beta = in.has[P_BETA] ? in.param[P_BETA].data() : nullptr;
+  using R = typename layer_of<K, double, dyt::reference, dyt::tanh_precise>::type;
+  const double* pr[kParams] = {&alpha, gamma, beta, &shift};
+  case_cfg rc = c;
+  rc.layer_cols = n;
+  const R ref = layer_of<K, double, dyt::reference, dyt::tanh_precise>::make(rc, pr);
+  const double Mx = in.max_abs[0], Mdy = in.max_abs[1], Mg = in.max_abs[2], Mb = in.max_abs[3],
+               Ma = std::fabs(alpha), Mp = in.max_abs[5];
+  const double pv = Spec::value_error(std::is_same<C, double>::value);
+  auto arg = [&](std::size_t i, double& A, bool& ovf) {
+    const double ax = alpha * in.x[i], a = ax + shift;
+    A = std::fabs(ax) + (Spec::has_shift ? std::fabs(a) : 0.0);
+    ovf = !(std::fabs(ax) < cmax / 2) || !(std::fabs(a) < cmax / 2);
+    return a;
+  };
+  // f' near the computed argument (A u <= A 2^-20 in float and double).
+  auto df_near = [&](double a, double A) { return Spec::df(std::max(0.0, std::fabs(a) - A * 0x1p-20)); };
+  auto slope_floor = [&](double dfn) { return Spec::has_shift && dfn < 4 * cmin ? 1.13 * cmin : 0.0; };
+  if (!c.backward()) {
+    t.y.init(std::size_t(rows * n));
+    if (!ref.forward({in.x.data(), rows, n}, {t.y.ref.data(), rows, n}).ok()) finding("reference refused");
+    const bool ovf = Mg + Mb >= cmax / 4;
+    for (index_t r = 0; r < rows; ++r)
+      for (index_t j = 0; j < n; ++j) {
+        const std::size_t i = std::size_t(r * n + j);
+        double A = 0;
+        bool ovf_arg = false;
+        const double a = arg(i, A, ovf_arg);
+        const double f = std::fabs(Spec::f(a));
+        const double g = gamma ? std::fabs(gamma[j]) : 1.0, b = beta ? std::fabs(beta[j]) : 0.0;
+        const double t_err = df_near(a, A) * A + pv * f;
+        t.y.set(i, 1, g * t_err + 3 * (g * f + b), 16 * tiny * (1 + g));
+        t.y.overflow[i] = ovf || ovf_arg;
+      }
+    return t;
+  }
+  t.dx.init(std::size_t(rows * n));
+  for (int i = 0; i < kParams; ++i) t.grad[i].init(scalar_param(i) ? 1 : std::size_t(n));
+  typename R::gradients g_ref;
+  g_ref.dalpha = t.grad[P_ALPHA].ref.data();
+  g_ref.dgamma = gamma ? t.grad[P_GAMMA].ref.data() : nullptr;
+  g_ref.dbeta = beta ? t.grad[P_BETA].ref.data() : nullptr;
+  if constexpr (Spec::has_shift) g_ref.dshift = t.grad[P_SHIFT].ref.data();
+  if (!ref.backward({in.x.data(), rows, n}, {in.dy.data(), rows, n}, {t.dx.ref.data(), rows, n}, g_ref).ok())
+    finding("reference refused");
+  // |f'| <= 1.13: the products dy gamma f' alpha, and the sums over all elements.
+  const bool ovf_dx = Mdy * Mg >= cmax / 4 || 2 * Mdy * Mg * Ma >= cmax / 4;
+  const bool ovf_cols = (double(rows) * Mdy + Mp) >= cmax / 4;
+  bool any_arg_ovf = false;
+  double dalpha_err = 0, dalpha_sum = 0, dshift_err = 0, dshift_sum = 0, scalar_extra = 0;
+  for (index_t j = 0; j < n; ++j) {
+    double dgamma_err = 0, dgamma_sum = 0, dbeta_sum = 0;
+    bool col_arg_ovf = false;
+    const double gam = gamma ? std::fabs(gamma[j]) : 1.0;
+    for (index_t r = 0; r < rows; ++r) {
+      const std::size_t i = std::size_t(r * n + j);
+      double A = 0;
+      bool ovf_arg = false;
+      const double a = arg(i, A, ovf_arg);
+      any_arg_ovf = any_arg_ovf || ovf_arg;
+      col_arg_ovf = col_arg_ovf || ovf_arg;
+      const double x = std::fabs(in.x[i]), dy = std::fabs(in.dy[i]);
+      const double f = std::fabs(Spec::f(a)), df = Spec::df(a), dfn = df_near(a, A);
+      const double t_err = dfn * A + pv * f;
+      // slope_error(a) f' is 0 where f' is (a^2 exp(-a^2) would be Inf * 0).
+      const double slope_err = Spec::d2_max * A + (df > 0 ? Spec::slope_error(a) * df : 0.0);
+      const double g_err = dy * gam * (slope_err + 2 * df), g_abs = dy * gam * df;
+      const double extra = (16 * tiny + slope_floor(dfn)) * (1 + Ma) * (1 + dy) * (1 + gam);
+      t.dx.set(i, 1, Ma * (g_err + 2 * g_abs), extra);
+      t.dx.overflow[i] = ovf_dx || ovf_arg;
+      dalpha_err += x * (g_err + g_abs);
+      dalpha_sum += x * g_abs;
+      dshift_err += g_err;
+      dshift_sum += g_abs;
+      scalar_extra += (16 * tiny + slope_floor(dfn)) * (1 + x) * (1 + dy) * (1 + gam);
+      dgamma_err += dy * (t_err + f);
+      dgamma_sum += dy * f;
+      dbeta_sum += dy;
+    }
+    const double rd = double(rows);
+    t.grad[P_GAMMA].set(std::size_t(j), 1, dgamma_err + rd * dgamma_sum, 16 * tiny * rd * (1 + Mdy));
+    t.grad[P_BETA].set(std::size_t(j), 1, rd * dbeta_sum, 16 * tiny * rd * (1 + Mdy));
+    t.grad[P_GAMMA].overflow[std::size_t(j)] = t.grad[P_BETA].overflow[std::size_t(j)] = ovf_cols;
+    // dgamma sums dy t: an overflowed argument's t may be NaN (Inf - Inf).
+    if (col_arg_ovf) t.grad[P_GAMMA].overflow[std::size_t(j)] = true;
+  }
+  const double additions = double(n + rows);
+  const double sum_extra = scalar_extra * additions;
+  t.grad[P_ALPHA].set(0, 1, dalpha_err + additions * dalpha_sum, sum_extra);
+  // dalpha sums x g: once dy gamma overflows, x = 0 gives 0 * Inf = NaN.
+  t.grad[P_ALPHA].overflow[0] =
+      ovf_dx || any_arg_ovf || 2 * double(n) * double(rows) * Mx * Mdy * Mg + Mp >= cmax / 4;
+  if constexpr (Spec::has_shift) {
+    t.grad[P_SHIFT].set(0, 1, dshift_err + additions * dshift_sum, sum_extra);
+    t.grad[P_SHIFT].overflow[0] = ovf_dx || any_arg_ovf || 2 * double(n) * double(rows) * Mdy * Mg + Mp >= cmax / 4;
+  }
+  return t;
+}
+
+// backward_residual: dx = fl(dh + dx') with dx' the layer's dx in the compute
+// type (unrounded to T), rounded once to T. With E the layer's bound on dx'
+// (k (u + 2^-53) scale + extra: the compute-type part of the bound, the store
+// to T apart), |fl_C(dh + dx') - (dh + ref)| <= E + u (|dh| + |ref| + E), so k'
+// = k (1 + u) + 1 on scale' = scale + |dh| + |ref| and extra' = extra (1 + u),
+// and the store to T as before. The reference becomes dh + ref.
+template <class C>
+void add_residual(expect& dx, const std::vector<double>& dh) {
+  const double u = unit_roundoff<C>();
+  for (std::size_t i = 0; i < dx.ref.size(); ++i) {
+    const double r = dx.ref[i];
+    dx.scale[i] += std::fabs(dh[i]) + std::fabs(r);
+    dx.k[i] = dx.k[i] * (1 + u) + 1;
+    dx.extra[i] *= 1 + u;
+    dx.ref[i] = dh[i] + r;
+  }
 }
 
 // The rstd above which the variance (or mean square) plus eps is below
@@ -742,7 +998,7 @@ truth truth_norm(const case_cfg& c, const inputs& in, bool rms) {
   }
 
   t.dx.init(std::size_t(rows * n));
-  for (int i = 0; i < 3; ++i) t.grad[i].init(i == P_ALPHA ? 1 : std::size_t(n));
+  for (int i = 0; i < kParams; ++i) t.grad[i].init(scalar_param(i) ? 1 : std::size_t(n));
   if (rms) {
     const dyt::RMSNorm<double, dyt::reference> ref(gamma, n, c.eps,
                                                    c.one_plus ? dyt::gamma_form::one_plus : dyt::gamma_form::plain);
