@@ -82,8 +82,11 @@ class layer_base {
 
   const Derived& self() const { return static_cast<const Derived&>(*this); }
 
-  // The layer's own checks (cols, parameters), for calls that take no rows.
-  void check_layer_params(arg_check& check) const { check_layer(check); }
+  // The layer's own checks (cols, parameters): every call makes them first.
+  void check_layer(arg_check& check) const {
+    if (cols_ < 1) check.fail(errc::bad_size, "the layer's cols (%lld) must be >= 1", static_cast<long long>(cols_));
+    self().check_params(check);
+  }
 
   status forward_impl(const char* fn, rows_view<const T> x, rows_view<T> y, row_stats<C> save) const {
     arg_check check(fn);
@@ -224,11 +227,6 @@ class layer_base {
     T* scalar_out[2] = {nullptr, nullptr};
     self().grad_outputs(grads, col_out, scalar_out);
     run<>::reduce(plan, self().layout(), workspace, col_out, scalar_out, mode);
-  }
-
-  void check_layer(arg_check& check) const {
-    if (cols_ < 1) check.fail(errc::bad_size, "the layer's cols (%lld) must be >= 1", static_cast<long long>(cols_));
-    self().check_params(check);
   }
 
   // y: rows_view<T>, or rows_view<Q> of the quantized forward.

@@ -106,7 +106,7 @@ class pointwise_layer : public layer_base<pointwise_layer<Kind, T, Backend>, T, 
     static_assert(ops::is_quantized_format_v<Q>, "quantized output is std::int8_t or dyt::float8_e4m3");
     detail::arg_check check(Kind::names.static_scales);
     detail::region_list regions;
-    this->check_layer_params(check);
+    this->check_layer(check);
     check.not_null(out, "out");
     regions.array("out", out, this->cols(), true);
     add_params(regions);
