@@ -119,10 +119,9 @@ struct device_array {
 };
 
 // ---- The copy baseline ------------------------------------------------------------
-template <class T>
-void bm_copy(benchmark::State& state, index_t m, index_t n, int tensors) {
-  // tensors = 2 (forward's bytes) or 3 (backward's): copy half of them each way.
-  const std::size_t bytes = std::size_t(m) * std::size_t(n) * sizeof(T) * std::size_t(tensors) / 2;
+// Moves `moved` bytes: reads half of them, writes the other half.
+void bm_copy_bytes(benchmark::State& state, std::size_t moved) {
+  const std::size_t bytes = moved / 2;
   const index_t sets = rotation(2 * bytes);
   device_array<unsigned char> src(bytes * std::size_t(sets)), dst(bytes * std::size_t(sets));
   fill(reinterpret_cast<unsigned short*>(src.p), index_t(bytes * std::size_t(sets) / 2), 1);
@@ -132,6 +131,12 @@ void bm_copy(benchmark::State& state, index_t m, index_t n, int tensors) {
           "copy");
   });
   report(state, 2.0 * double(bytes));
+}
+
+// tensors = 2 (forward's bytes), 3 (backward's) or 4 (the residual passes') of T.
+template <class T>
+void bm_copy(benchmark::State& state, index_t m, index_t n, int tensors) {
+  bm_copy_bytes(state, std::size_t(m) * std::size_t(n) * sizeof(T) * std::size_t(tensors));
 }
 
 void bm_empty(benchmark::State& state) {
@@ -156,6 +161,7 @@ template <class Layer>
 struct pointwise_bench {
   using T = typename Layer::value_type;
   using layer_t = Layer;
+  static constexpr bool pointwise = true;
   static constexpr bool has_shift = std::is_same<Layer, dyt::Derf<T, dyt::cuda>>::value;
   static layer_t make(params<T>& p, index_t n) {
     if constexpr (has_shift)
@@ -193,6 +199,7 @@ using dyt_bench = pointwise_bench<dyt::DyT<T, dyt::cuda>>;
 template <class T>
 struct ln_bench {
   using layer_t = dyt::LayerNorm<T, dyt::cuda>;
+  static constexpr bool pointwise = false;
   static layer_t make(params<T>& p, index_t n) { return layer_t(p.gamma.p, p.beta.p, n); }
   static dyt::status forward(const layer_t& l, dyt::rows_view<const T> x, dyt::rows_view<T> y, float* mean,
                              float* rstd) {
@@ -217,6 +224,7 @@ struct ln_bench {
 template <class T>
 struct rms_bench {
   using layer_t = dyt::RMSNorm<T, dyt::cuda>;
+  static constexpr bool pointwise = false;
   static layer_t make(params<T>& p, index_t n) { return layer_t(p.gamma.p, n); }
   static dyt::status forward(const layer_t& l, dyt::rows_view<const T> x, dyt::rows_view<T> y, float*, float* rstd) {
     return rstd ? l.forward(x, y, {nullptr, rstd}, nullptr) : l.forward(x, y, nullptr);
@@ -250,6 +258,36 @@ void bm_forward(benchmark::State& state, index_t m, index_t n) {
                      nullptr));
   });
   report(state, 2.0 * double(elems * sizeof(T)));
+}
+
+// The quantized forward (issue 6 part 2): x read, one-byte codes written (and
+// a scale a row, dynamic, or cols scales read, static: negligible beside them).
+// Static: the point-wise layers' static_scales; dynamic: every layer.
+template <class L, class T, class Q>
+void bm_forward_quantized(benchmark::State& state, index_t m, index_t n, bool per_channel) {
+  const std::size_t elems = std::size_t(m) * std::size_t(n);
+  const index_t sets = rotation(elems * (sizeof(T) + 1));
+  device_array<T> x(elems * std::size_t(sets));
+  device_array<Q> q(elems * std::size_t(sets));
+  device_array<float> scales(std::size_t(m > n ? m : n) * std::size_t(sets));
+  fill(x.p, index_t(elems) * sets, 1);
+  params<T> p(n);
+  const auto layer = L::make(p, n);
+  if constexpr (L::pointwise)
+    if (per_channel) check_ok(layer.template static_scales<Q>(scales.p, nullptr));
+  timed_loop(state, sets, [&](index_t s) {
+    const dyt::rows_view<const T> xs{x.p + std::size_t(s) * elems, m, n};
+    const dyt::rows_view<Q> qs{q.p + std::size_t(s) * elems, m, n};
+    if constexpr (L::pointwise) {
+      if (per_channel) {
+        check_ok(layer.forward_quantized(xs, qs, dyt::per_channel_scale<float>{scales.p}, nullptr));
+        return;
+      }
+    }
+    check_ok(layer.forward_quantized(xs, qs, dyt::per_row_scale<float>{scales.p + std::size_t(s) * std::size_t(m)},
+                                     nullptr));
+  });
+  report(state, double(elems * (sizeof(T) + 1)));
 }
 
 template <class L, class T>
@@ -374,6 +412,22 @@ void register_residual(const Reg& reg, const char* layer, const char* tname, con
   }
 }
 
+// "<layer>/fwd-<q>[-static]/<type>/<dims>": int8 and E4M3, dynamic per-row
+// scales (every layer) and static per-channel ones (the point-wise layers).
+template <class L, class T, class Reg>
+void register_quantized(const Reg& reg, const char* layer, const char* tname, const std::string& dims, index_t m,
+                        index_t n) {
+  const std::string at = std::string("/") + tname + "/" + dims;
+  for (bool per_channel : {false, true}) {
+    if (per_channel && !L::pointwise) continue;
+    const std::string tail = per_channel ? "-static" : "";
+    reg(layer + ("/fwd-int8" + tail) + at,
+        [=](benchmark::State& st) { bm_forward_quantized<L, T, std::int8_t>(st, m, n, per_channel); });
+    reg(layer + ("/fwd-e4m3" + tail) + at,
+        [=](benchmark::State& st) { bm_forward_quantized<L, T, dyt::float8_e4m3>(st, m, n, per_channel); });
+  }
+}
+
 template <class T>
 void register_type(const char* tname) {
   for (const shape& s : kShapes) {
@@ -399,6 +453,12 @@ void register_type(const char* tname) {
     reg(std::string("Derf/bwd/") + tname + "/" + dims, [=](benchmark::State& st) { bm_backward<derf, T>(st, m, n); });
     reg(std::string("DyISRU/fwd/") + tname + "/" + dims, [=](benchmark::State& st) { bm_forward<dyisru, T>(st, m, n); });
     reg(std::string("DyISRU/bwd/") + tname + "/" + dims, [=](benchmark::State& st) { bm_backward<dyisru, T>(st, m, n); });
+    // The quantized forward: x in, one-byte codes out; copy of those bytes.
+    const std::size_t q_bytes = std::size_t(m) * std::size_t(n) * (sizeof(T) + 1);
+    reg("copy/q/" + std::string(tname) + "/" + dims, [=](benchmark::State& st) { bm_copy_bytes(st, q_bytes); });
+    register_quantized<dyt_bench<T>, T>(reg, "DyT", tname, dims, m, n);
+    register_quantized<ln_bench<T>, T>(reg, "LayerNorm", tname, dims, m, n);
+    register_quantized<rms_bench<T>, T>(reg, "RMSNorm", tname, dims, m, n);
     register_residual<dyt_bench<T>, T>(reg, "DyT", tname, dims, m, n);
     register_residual<ln_bench<T>, T>(reg, "LayerNorm", tname, dims, m, n);
     register_residual<rms_bench<T>, T>(reg, "RMSNorm", tname, dims, m, n);

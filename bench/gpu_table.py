@@ -88,6 +88,33 @@ def residual_table(ours, peers, misses):
         print(r)
 
 
+QUANT_DIRS = ("fwd-int8", "fwd-int8-static", "fwd-e4m3", "fwd-e4m3-static")
+
+
+def quantized_table(ours):
+    """The quantized forward (issue 6 part 2): x in, one-byte codes out, against
+    the copy of those bytes, and its time against our plain forward's (which
+    writes y in the input type: more bytes)."""
+    rows = []
+    for layer, d, dt, shape, key, o, m, n in measured(ours, ("DyT", "LayerNorm", "RMSNorm"), QUANT_DIRS):
+        c = ours.get(f"copy/q/{dt}/{shape}")
+        plain = ours.get(f"{layer}/fwd/{dt}/{shape}")
+        gbs = o["bytes"] / o["secs"] / 1e9
+        ratio = gbs / (c["bytes"] / c["secs"] / 1e9) if c else float("nan")
+        vs_plain = f"{plain['secs'] * 1e6:.1f} ({plain['secs'] / o['secs']:.2f}x)" if plain else "-"
+        rows.append(f"| {layer} | {d} | {dt} | {shape} | {o['secs'] * 1e6:.1f} | {gbs:.0f} | {ratio:.3f} | {vs_plain} |")
+    if not rows:
+        return
+    print()
+    print("Quantized forward (bytes: x + one-byte codes; last column: our plain forward's time, and its ratio to "
+          "the quantized one's)")
+    print()
+    print("| layer | dir | dtype | M x N | ours us | ours GB/s | ours/copy | plain fwd us |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(r)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("bench")
@@ -131,6 +158,7 @@ def main():
               f"{('%s %.0f' % (best['peer'], best['gbs'])) if best else '-'} | "
               f"{('%.2fx' % (gbs / best['gbs'])) if best else '-'} | {o['secs'] * 1e6:.1f}{extra} |")
     residual_table(ours, peers, misses)
+    quantized_table(ours)
     print()
     if misses:
         print("Targets missed:")

@@ -5,7 +5,7 @@
 #   DYT_GPU_BUILD_DIR  build folder (default <repo>/build-cuda, git-ignored)
 #   DYT_CUDA_ARCH      CMAKE_CUDA_ARCHITECTURES (default 90: H100/H200)
 #   DYT_JOBS           parallel jobs (default 1)
-# Release, no debug info, sm_90 only, only the four CUDA targets (the two test
+# Release, no debug info, sm_90 only, only the five CUDA targets (the three test
 # binaries, the benchmark, the example); the binaries are stripped and Debian's
 # libbenchmark.so.1debian is copied next to them, so build-cuda/bin/cuda and
 # build-cuda/lib are all the device machine needs.
@@ -30,11 +30,11 @@ run cmake -S "$DYT_ROOT" -B "$build_dir" \
   "$@"
 
 say "build the CUDA targets"
-run cmake --build "$build_dir" --parallel "$DYT_JOBS" --target dyt_test_cuda dyt_test_cuda_sweep dyt_bench_cuda \
+run cmake --build "$build_dir" --parallel "$DYT_JOBS" --target dyt_test_cuda dyt_test_cuda_sweep dyt_test_cuda_quantize dyt_bench_cuda \
   dyt_example_paper_efficiency_cuda
 
 bin="$build_dir/bin/cuda"
-run strip "$bin/dyt_test_cuda" "$bin/dyt_test_cuda_sweep" "$bin/bench_cuda" "$bin/paper_efficiency"
+run strip "$bin/dyt_test_cuda" "$bin/dyt_test_cuda_sweep" "$bin/dyt_test_cuda_quantize" "$bin/bench_cuda" "$bin/paper_efficiency"
 mkdir -p "$build_dir/lib"
 lib=/usr/lib/x86_64-linux-gnu/libbenchmark.so.1debian
 if [[ -f "$lib" ]]; then

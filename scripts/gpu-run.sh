@@ -35,22 +35,25 @@ cat "$OUT/gpu.txt"
 for stage in "${stages[@]}"; do
   case "$stage" in
     tests)
-      note "GPU tests"
+      note "GPU tests (dyt_test_cuda, then dyt_test_cuda_quantize)"
       "$bin/dyt_test_cuda" 2>&1 | tee "$OUT/tests.log" | tail -n 25 || status=1
+      "$bin/dyt_test_cuda_quantize" 2>&1 | tee -a "$OUT/tests.log" | tail -n 25 || status=1
       ;;
     sanitize)
       # The sanitizers slow every launch by 10-100x: DYT_CUDA_TEST_QUICK keeps
       # five shapes per layer and type and skips the > 2^31-element test.
       note "compute-sanitizer (DYT_CUDA_TEST_QUICK=1)"
       : >"$OUT/sanitizers.log"
-      for tool in memcheck racecheck initcheck synccheck; do
-        note "$tool" | tee -a "$OUT/sanitizers.log"
-        DYT_CUDA_TEST_QUICK=1 compute-sanitizer --tool "$tool" --error-exitcode 86 "$bin/dyt_test_cuda" \
-          ${DYT_SANITIZE_TESTS:+"-tc=$DYT_SANITIZE_TESTS"} >>"$OUT/sanitizers.log" 2>&1
-        rc=$?
-        echo "$tool: exit $rc" | tee -a "$OUT/sanitizers.log"
-        grep -E "ERROR SUMMARY|test cases:" "$OUT/sanitizers.log" | tail -n 2
-        ((rc == 0)) || status=1
+      for test in dyt_test_cuda dyt_test_cuda_quantize; do
+        for tool in memcheck racecheck initcheck synccheck; do
+          note "$test: $tool" | tee -a "$OUT/sanitizers.log"
+          DYT_CUDA_TEST_QUICK=1 compute-sanitizer --tool "$tool" --error-exitcode 86 "$bin/$test" \
+            ${DYT_SANITIZE_TESTS:+"-tc=$DYT_SANITIZE_TESTS"} >>"$OUT/sanitizers.log" 2>&1
+          rc=$?
+          echo "$test: $tool: exit $rc" | tee -a "$OUT/sanitizers.log"
+          grep -E "ERROR SUMMARY|test cases:" "$OUT/sanitizers.log" | tail -n 2
+          ((rc == 0)) || status=1
+        done
       done
       ;;
     sweep)

@@ -47,65 +47,26 @@
 
 #include <dyt/dyt.hpp>
 
+#include "quantize_truth.hpp"
 #include "support.hpp"
 
 namespace {
 
 using dyt::index_t;
 using dyt::float8_e4m3;
+using dyt_test::code_value;
+using dyt_test::e4m3_half_ulp;
+using dyt_test::e4m3_nearest;
+using dyt_test::e4m3_value;
+using dyt_test::half_step;
+using dyt_test::q_name;
 using dyt_test::rng;
 using dyt_test::seed_for;
 
 const double kInf = std::numeric_limits<double>::infinity();
 const double kNaN = std::numeric_limits<double>::quiet_NaN();
 
-// ---- E4M3 -----------------------------------------------------------------
-
-// The value of an E4M3 code, straight from the format's definition.
-double e4m3_value(std::uint8_t c) {
-  const int e = (c >> 3) & 15, m = c & 7;
-  if ((c & 0x7f) == 0x7f) return kNaN;
-  const double mag = e == 0 ? std::ldexp(m, -9) : std::ldexp(8 + m, e - 10);
-  return (c & 0x80) ? -mag : mag;
-}
-
-// Nearest E4M3 code by search, ties to the even code, saturating: the truth
-// for the conversions.
-std::uint8_t e4m3_nearest(double v) {
-  if (std::isnan(v)) return 0x7f;
-  const std::uint8_t sign = std::signbit(v) ? 0x80 : 0;
-  const double a = std::fabs(v);
-  if (a >= 448) return std::uint8_t(sign | 0x7e);
-  std::uint8_t best = 0;
-  for (std::uint8_t c = 1; c <= 0x7e; ++c) {
-    const double d = std::fabs(e4m3_value(c) - a), db = std::fabs(e4m3_value(best) - a);
-    if (d < db || (d == db && (c & 1) == 0)) best = c;
-  }
-  return std::uint8_t(sign | best);
-}
-
-double e4m3_half_ulp(double v) {
-  const double a = std::fabs(v);
-  const int e = a > 0 ? std::max(std::ilogb(a), -6) : -6;
-  return std::ldexp(1.0, e - 4);
-}
-
-template <class Q>
-double half_step(double v) {
-  if constexpr (std::is_same<Q, std::int8_t>::value) return 0.5 + 0 * v;
-  else return e4m3_half_ulp(std::min(std::fabs(v), 448.0));
-}
-
-template <class Q>
-double code_value(Q q) {
-  if constexpr (std::is_same<Q, std::int8_t>::value) return double(q);
-  else return e4m3_value(q.bits);
-}
-
-template <class Q>
-std::string q_name() {
-  return std::is_same<Q, std::int8_t>::value ? "int8" : "e4m3";
-}
+// ---- E4M3 (the format's truth: quantize_truth.hpp) -------------------------
 
 TEST_CASE("e4m3: every code widens to its value and narrows back to itself") {
   for (int c = 0; c < 256; ++c) {

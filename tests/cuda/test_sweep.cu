@@ -49,6 +49,7 @@
 
 #include <dyt/cuda.cuh>
 
+#include "device.hpp"
 #include "truth.hpp"
 
 namespace {
@@ -56,12 +57,6 @@ namespace {
 using namespace dyt_test;
 using dyt::grad_mode;
 using bf16 = __nv_bfloat16;
-
-#define SWEEP_CUDA(expr)                                                                    \
-  do {                                                                                      \
-    const cudaError_t sweep_err_ = (expr);                                                  \
-    REQUIRE_MESSAGE(sweep_err_ == cudaSuccess, #expr << ": " << cudaGetErrorString(sweep_err_)); \
-  } while (0)
 
 // ---- Settings ----------------------------------------------------------------------------
 struct sweep_settings {
@@ -159,7 +154,7 @@ class device_rows {
   device_rows(index_t rows, index_t cols, index_t stride, int shift)
       : rows_(rows), cols_(cols), stride_(stride), lead_(kGuard + shift),
         sent_(std::size_t(lead_ + (rows - 1) * stride + cols + kGuard), guarded<T>::canary()) {
-    SWEEP_CUDA(cudaMalloc(&base_, sent_.size() * sizeof(T)));
+    CUDA_REQUIRE(cudaMalloc(&base_, sent_.size() * sizeof(T)));
     push();
   }
   ~device_rows() { cudaFree(base_); }
@@ -186,8 +181,8 @@ class device_rows {
     h.lead = lead_;
     h.sent = sent_;
     h.got.resize(sent_.size());
-    SWEEP_CUDA(cudaDeviceSynchronize());
-    SWEEP_CUDA(cudaMemcpy(h.got.data(), base_, sent_.size() * sizeof(T), cudaMemcpyDeviceToHost));
+    CUDA_REQUIRE(cudaDeviceSynchronize());
+    CUDA_REQUIRE(cudaMemcpy(h.got.data(), base_, sent_.size() * sizeof(T), cudaMemcpyDeviceToHost));
     return h;
   }
 
@@ -195,8 +190,8 @@ class device_rows {
   // A copy from pageable memory may still be in flight when cudaMemcpy
   // returns; work on a non-blocking stream is not ordered after it, so wait.
   void push() {
-    SWEEP_CUDA(cudaMemcpy(base_, sent_.data(), sent_.size() * sizeof(T), cudaMemcpyHostToDevice));
-    SWEEP_CUDA(cudaDeviceSynchronize());
+    CUDA_REQUIRE(cudaMemcpy(base_, sent_.data(), sent_.size() * sizeof(T), cudaMemcpyHostToDevice));
+    CUDA_REQUIRE(cudaDeviceSynchronize());
   }
 
   index_t rows_, cols_, stride_, lead_;
@@ -208,7 +203,7 @@ class device_rows {
 struct scoped_stream {
   cudaStream_t s = nullptr;
   explicit scoped_stream(bool own = false) {
-    if (own) SWEEP_CUDA(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+    if (own) CUDA_REQUIRE(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
   }
   ~scoped_stream() {
     if (s) {
@@ -595,7 +590,7 @@ void exercise(const sweep_case& c, const problem<T>& p, device_rows<T>& x, devic
       if (bytes) {
         // Any 16-byte aligned start and any size from what it asks for up.
         const std::size_t offset = 16 * std::size_t(below(g, 4)), extra = 4 * std::size_t(below(g, 64));
-        SWEEP_CUDA(cudaMalloc(&ws_base, bytes + offset + extra));
+        CUDA_REQUIRE(cudaMalloc(&ws_base, bytes + offset + extra));
         ws = {static_cast<unsigned char*>(ws_base) + offset, bytes + extra};
       }
     }
@@ -613,7 +608,7 @@ void exercise(const sweep_case& c, const problem<T>& p, device_rows<T>& x, devic
       if (c.in_place != 1) check_unchanged("x", x.fetch());
       if (c.in_place != 2) check_unchanged("dy", dy.fetch());
     }
-    SWEEP_CUDA(cudaDeviceSynchronize());
+    CUDA_REQUIRE(cudaDeviceSynchronize());
     cudaFree(ws_base);
   }
   for (const device_rows<T>* q : params) check_unchanged("a parameter", q->fetch());
@@ -715,15 +710,15 @@ struct dbuf {
   void* p = nullptr;
   dbuf(std::string n, index_t count_, int elem_, std::uint32_t mask_, bool zero = true)
       : name(std::move(n)), count(count_), elem(elem_), mask(mask_), bytes((std::size_t(count_) * elem_ + 3) / 4 * 4) {
-    SWEEP_CUDA(cudaMalloc(&p, bytes));
-    if (zero) SWEEP_CUDA(cudaMemset(p, 0, bytes));
+    CUDA_REQUIRE(cudaMalloc(&p, bytes));
+    if (zero) CUDA_REQUIRE(cudaMemset(p, 0, bytes));
   }
   ~dbuf() { cudaFree(p); }
   dbuf(const dbuf&) = delete;
   dbuf& operator=(const dbuf&) = delete;
   std::vector<unsigned char> download() const {
     std::vector<unsigned char> h(bytes);
-    SWEEP_CUDA(cudaMemcpy(h.data(), p, bytes, cudaMemcpyDeviceToHost));
+    CUDA_REQUIRE(cudaMemcpy(h.data(), p, bytes, cudaMemcpyDeviceToHost));
     return h;
   }
 };
@@ -762,7 +757,7 @@ class layer_job : public job {
     fill_uniform<T><<<1, 32>>>(static_cast<T*>(alpha.p), 1, salt + 2, 0.3f, 1.1f);
     fill_uniform<T><<<kGrid, kBlock>>>(static_cast<T*>(gamma.p), cols, salt + 3, 0.5f, 1.5f);
     fill_uniform<T><<<kGrid, kBlock>>>(static_cast<T*>(beta.p), cols, salt + 4, -0.25f, 0.25f);
-    SWEEP_CUDA(cudaGetLastError());
+    CUDA_REQUIRE(cudaGetLastError());
     x_ = static_cast<T*>(x.p);
     dy_ = static_cast<T*>(dy.p);
     layer_ = std::make_unique<Layer>(make(static_cast<const T*>(alpha.p), static_cast<const T*>(gamma.p),
@@ -780,13 +775,13 @@ class layer_job : public job {
       prior_[i] = &add(bwd::kGradNames[i] + " prior", m, false);
       fill_uniform<T><<<kGrid, kBlock>>>(static_cast<T*>(prior_[i]->p), m, salt + 5 + std::uint64_t(i), -2.0f, 2.0f);
     }
-    SWEEP_CUDA(cudaGetLastError());
+    CUDA_REQUIRE(cudaGetLastError());
     const std::size_t ws = layer_->workspace_bytes(rows);
     if (ws) {
       ws_over_ = &add("workspace", index_t(ws), false, 1, false);
       ws_acc_ = &add("workspace", index_t(ws), false, 1, false);
     }
-    SWEEP_CUDA(cudaDeviceSynchronize());
+    CUDA_REQUIRE(cudaDeviceSynchronize());
   }
 
   std::string name() const override {
@@ -794,9 +789,9 @@ class layer_job : public job {
   }
 
   void enqueue(cudaStream_t s, bool caller_workspace) override {
-    for (dbuf* o : outputs_) SWEEP_CUDA(cudaMemsetAsync(o->p, 0xff, o->bytes, s));
+    for (dbuf* o : outputs_) CUDA_REQUIRE(cudaMemsetAsync(o->p, 0xff, o->bytes, s));
     for (int i = 0; i < 3; ++i)
-      if (prior_[i]) SWEEP_CUDA(cudaMemcpyAsync(acc_.p[i], prior_[i]->p, prior_[i]->bytes, cudaMemcpyDeviceToDevice, s));
+      if (prior_[i]) CUDA_REQUIRE(cudaMemcpyAsync(acc_.p[i], prior_[i]->p, prior_[i]->bytes, cudaMemcpyDeviceToDevice, s));
     const dyt::rows_view<const T> x(x_, rows_, cols_), dy(dy_, rows_, cols_);
     dyt::status st = run_forward(*layer_, x, dyt::rows_view<T>(y_, rows_, cols_), mean_, rstd_, s);
     REQUIRE_MESSAGE(st.ok(), std::string(st.message()));
@@ -884,13 +879,13 @@ TEST_CASE("determinism: forward and both backward modes give the same bits run a
         // Per output: [differing words over all runs, Inf/NaN elements in run 0].
         dbuf counters("counters", index_t(2 * outs.size()), 8, 0);
         auto* counts = static_cast<unsigned long long*>(counters.p);
-        SWEEP_CUDA(cudaMemset(counters.p, 0, counters.bytes));
+        CUDA_REQUIRE(cudaMemset(counters.p, 0, counters.bytes));
         for (int run = 0; run < runs; ++run) {
           // Odd runs pass the caller's workspaces: the bits must not depend on where it comes from.
           j->enqueue(nullptr, run % 2 == 1);
           for (std::size_t k = 0; k < outs.size(); ++k) {
             if (run == 0) {
-              SWEEP_CUDA(cudaMemcpyAsync(first[k]->p, outs[k]->p, outs[k]->bytes, cudaMemcpyDeviceToDevice, nullptr));
+              CUDA_REQUIRE(cudaMemcpyAsync(first[k]->p, outs[k]->p, outs[k]->bytes, cudaMemcpyDeviceToDevice, nullptr));
               count_nonfinite<<<kGrid, kBlock>>>(outs[k]->p, outs[k]->count, outs[k]->elem, outs[k]->mask,
                                                  counts + outs.size() + k);
             } else {
@@ -899,11 +894,11 @@ TEST_CASE("determinism: forward and both backward modes give the same bits run a
                                                    outs[k]->bytes / 4, counts + k);
             }
           }
-          SWEEP_CUDA(cudaGetLastError());
+          CUDA_REQUIRE(cudaGetLastError());
         }
-        SWEEP_CUDA(cudaDeviceSynchronize());
+        CUDA_REQUIRE(cudaDeviceSynchronize());
         std::vector<unsigned long long> host(2 * outs.size());
-        SWEEP_CUDA(cudaMemcpy(host.data(), counters.p, host.size() * 8, cudaMemcpyDeviceToHost));
+        CUDA_REQUIRE(cudaMemcpy(host.data(), counters.p, host.size() * 8, cudaMemcpyDeviceToHost));
         for (std::size_t k = 0; k < outs.size(); ++k) {
           CHECK_MESSAGE(host[k] == 0, outs[k]->name << ": " << host[k] << " words differ from the first run's");
           CHECK_MESSAGE(host[outs.size() + k] == 0,
@@ -926,19 +921,19 @@ TEST_CASE("streams: nine layer/type jobs on concurrent streams give the bits of 
   std::vector<std::vector<std::vector<unsigned char>>> alone;
   for (const auto& j : jobs) {
     j->enqueue(nullptr, false);
-    SWEEP_CUDA(cudaDeviceSynchronize());
+    CUDA_REQUIRE(cudaDeviceSynchronize());
     std::vector<std::vector<unsigned char>> outs;
     for (const dbuf* o : j->outputs()) outs.push_back(o->download());
     alone.push_back(std::move(outs));
   }
   std::vector<scoped_stream> streams(jobs.size());
-  for (auto& s : streams) SWEEP_CUDA(cudaStreamCreateWithFlags(&s.s, cudaStreamNonBlocking));
+  for (auto& s : streams) CUDA_REQUIRE(cudaStreamCreateWithFlags(&s.s, cudaStreamNonBlocking));
   const int reps = quick() ? 1 : 3;
   for (int caller_ws = 0; caller_ws < 2; ++caller_ws)
     for (int rep = 0; rep < reps; ++rep) {
       INFO((caller_ws ? "caller workspaces" : "cudaMallocAsync workspaces") << ", repetition " << rep);
       for (std::size_t k = 0; k < jobs.size(); ++k) jobs[k]->enqueue(streams[k].s, caller_ws == 1);
-      SWEEP_CUDA(cudaDeviceSynchronize());
+      CUDA_REQUIRE(cudaDeviceSynchronize());
       for (std::size_t k = 0; k < jobs.size(); ++k) {
         const std::vector<dbuf*>& outs = jobs[k]->outputs();
         for (std::size_t o = 0; o < outs.size(); ++o)

@@ -108,6 +108,9 @@ struct lanes<xsimd::batch<T, A>> {
     return a / b;
   }
 
+  // a / b where b > 0, else 0 (ops/quantize.hpp's static scale of a channel).
+  DYT_INLINE static V divide_or_zero(const V& a, const V& b) { return xsimd::select(b > V(T(0)), div(a, b), V(T(0))); }
+
   // xsimd's vector tanh: about 1.3 ulp in float (measured in tests/test_tanh.cpp).
   DYT_INLINE static V tanh(const V& x) { return finite_argument(x, T(-20), T(20), [](const V& a) { return xsimd::tanh(a); }); }
 

@@ -1,7 +1,7 @@
 // dyt/cuda/engine.cuh: how a CUDA warp or block sweeps one row.
 //
 // The row math in ops/ is written against an "engine" (see cpu/row_engine.hpp):
-//   eng.for_each(f), eng.sum(f), eng.sum2(f), eng.first(p), eng.cols
+//   eng.for_each(f), eng.sum(f), eng.sum2(f), eng.max_abs(f), eng.first(p), eng.cols
 // where f gets a cursor `at` with at.load(p), at.store(p, v), at.splat(c). On the
 // device a *team* of `warps` consecutive warps of one block shares a row: a warp
 // (warps == 1, shuffles only) for short rows, several warps or the whole block
@@ -35,6 +35,20 @@ __device__ DYT_INLINE float warp_sum(float v) {
   return v;
 }
 
+// The largest |v| (max_abs) is taken on the bits of |v| as unsigned integers:
+// they order as the magnitudes do, and every NaN's bits exceed +Inf's, so the
+// integer maximum is exact, commutative and propagates NaN, in one integer
+// max an element (fmaxf would drop a NaN).
+__device__ DYT_INLINE unsigned abs_bits(float v) { return __float_as_uint(v) & 0x7fffffffu; }
+__device__ DYT_INLINE unsigned max_abs_into(unsigned m, float v) { return max(m, abs_bits(v)); }
+template <int N>
+__device__ DYT_INLINE unsigned max_abs_into(unsigned m, const fvec<N>& v) {
+  _Pragma("unroll") for (int i = 0; i < N; ++i) m = max(m, abs_bits(v.v[i]));
+  return m;
+}
+// Back to a float: the magnitude, or NaN.
+__device__ DYT_INLINE float magnitude(unsigned bits) { return bits > 0x7f800000u ? __uint_as_float(0x7fffffffu) : __uint_as_float(bits); }
+
 // `warps` consecutive warps of a block sweeping one row. `red` points to
 // 4 * warps floats of shared memory owned by the team (unused for one warp).
 // Its two halves alternate between successive reductions (`parity`, which the
@@ -64,6 +78,24 @@ struct team {
     float s = half[0];
     for (int w = 1; w < warps; ++w) s += half[w];
     return s;
+  }
+
+  // The team's largest magnitude from each thread's max_abs_into bits: a
+  // float (NaN if any is NaN), in every thread.
+  __device__ DYT_INLINE float reduce_max(unsigned bits, int& parity) const {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    bits = __reduce_max_sync(0xffffffffu, bits);  // one instruction (sm_80+)
+#else
+    _Pragma("unroll") for (int o = 16; o > 0; o >>= 1) bits = max(bits, __shfl_xor_sync(0xffffffffu, bits, o));
+#endif
+    if (warps == 1) return magnitude(bits);
+    unsigned* half = reinterpret_cast<unsigned*>(red + parity * 2 * warps);
+    parity ^= 1;
+    if ((lane & 31) == 0) half[warp] = bits;
+    sync();
+    unsigned m = half[0];
+    for (int w = 1; w < warps; ++w) m = max(m, half[w]);
+    return magnitude(m);
   }
 
   __device__ DYT_INLINE ops::sum_pair<float> reduce2(float a, float b, int& parity) const {
@@ -183,6 +215,15 @@ struct loop_engine {
     return LocalSum ? s : tm.reduce(s, parity);
   }
 
+  // The row's largest |f(at)| (NaN if any is NaN), over the whole team
+  // whatever LocalSum says: a quantized row's scale needs it everywhere.
+  template <class F>
+  __device__ DYT_INLINE float max_abs(F&& f) const {
+    unsigned m = 0;
+    for_each([&](const at& c) { m = max_abs_into(m, f(c)); });
+    return tm.reduce_max(m, parity);
+  }
+
   template <class F>
   __device__ DYT_INLINE ops::sum_pair<float> sum2(F&& f) const {
     lanes_t<N> a = splat_n<N>(0.f), b = splat_n<N>(0.f);
@@ -255,6 +296,7 @@ struct staged_engine {
   struct at {
     const staged_engine* e;
     int k;
+    index_t j;  // the slot's first column, col(k)
 
     template <class U>
     __device__ DYT_INLINE fvec<N> load(const U* p) const {
@@ -263,18 +305,18 @@ struct staged_engine {
         if (p == staged_tag<S>(0)) return widen(e->buf[0][k]);
         if (Inputs == 2 && p == staged_tag<S>(1)) return widen(e->buf[Inputs - 1][k]);
       }
-      return load_n<N>(p + e->col(k));
+      return load_n<N>(p + j);
     }
     template <class U>
     __device__ DYT_INLINE void store(U* p, const fvec<N>& v) const {
-      store_n<N>(p + e->col(k), v);
+      store_n<N>(p + j, v);
     }
     __device__ DYT_INLINE static fvec<N> splat(float c) { return fvec<N>::splat(c); }
   };
 
   template <class F>
   __device__ DYT_INLINE void for_each(F&& f) const {
-    _Pragma("unroll") for (int k = 0; k < K; ++k) if (valid(k)) f(at{this, k});
+    _Pragma("unroll") for (int k = 0; k < K; ++k) if (valid(k)) f(at{this, k, col(k)});
   }
 
   // A staged row's column 0 is in team lane 0's registers (slot 0, element 0):
@@ -295,16 +337,24 @@ struct staged_engine {
   template <class F>
   __device__ DYT_INLINE float sum(F&& f) const {
     fvec<N> a = fvec<N>::splat(0.f);
-    _Pragma("unroll") for (int k = 0; k < K; ++k) if (valid(k)) a += f(at{this, k});
+    _Pragma("unroll") for (int k = 0; k < K; ++k) if (valid(k)) a += f(at{this, k, col(k)});
     const float s = a.sum();
     return LocalSum ? s : tm.reduce(s, parity);
+  }
+
+  // As loop_engine::max_abs.
+  template <class F>
+  __device__ DYT_INLINE float max_abs(F&& f) const {
+    unsigned m = 0;
+    _Pragma("unroll") for (int k = 0; k < K; ++k) if (valid(k)) m = max_abs_into(m, f(at{this, k, col(k)}));
+    return tm.reduce_max(m, parity);
   }
 
   template <class F>
   __device__ DYT_INLINE ops::sum_pair<float> sum2(F&& f) const {
     fvec<N> a = fvec<N>::splat(0.f), b = fvec<N>::splat(0.f);
     _Pragma("unroll") for (int k = 0; k < K; ++k) if (valid(k)) {
-      const ops::sum_pair<fvec<N>> p = f(at{this, k});
+      const ops::sum_pair<fvec<N>> p = f(at{this, k, col(k)});
       a += p.first;
       b += p.second;
     }

@@ -3,7 +3,8 @@
 // glue over all rows:
 //   forward_staged / backward_staged   rows that fit in registers (16-byte vectors)
 //   forward_loop   / backward_loop     any other row (any width, any alignment)
-// and reduce_partials sums the parameter-gradient partials.
+// and reduce_partials sums the parameter-gradient partials. The quantized
+// forward runs the forward kernels with a glue wrapped in quantized_rows.
 //
 // Rows go to teams round-robin over a persistent grid (some forwards launch a
 // team for every row instead: launcher::plan). In backward each team
@@ -19,6 +20,7 @@
 #include "../ops/affine.hpp"
 #include "../ops/dyt.hpp"
 #include "../ops/layer_norm.hpp"
+#include "../ops/quantize.hpp"
 #include "../ops/rms_norm.hpp"
 #include "engine.cuh"
 #include "tanh.cuh"
@@ -32,8 +34,12 @@ struct row_args {
   index_t rows = 0, cols = 0;
   const S* x = nullptr;
   index_t x_stride = 0;
-  S* y = nullptr;  // forward output
+  S* y = nullptr;  // forward output (null in the quantized forward)
   index_t y_stride = 0;
+  void* codes = nullptr;  // quantized forward (quantized_rows): the codes' rows, of Q
+  index_t codes_stride = 0;
+  float* scales_out = nullptr;       // dynamic: one scale a row
+  const float* scales_in = nullptr;  // static: cols scales
   S* residual = nullptr;  // forward_residual: residual <- x + residual, then the layer on it
   index_t residual_stride = 0;
   const S* dh = nullptr;  // backward_residual: dx <- dh + the layer's dx
@@ -81,8 +87,8 @@ struct pointwise_rows {
     else return load_one(a.alpha);
   }
 
-  template <class E, class S>
-  __device__ DYT_INLINE static void forward(const E& eng, const row_args<S>& a, index_t, const S* x, S* y, bool) {
+  template <class E, class S, class Y>
+  __device__ DYT_INLINE static void forward(const E& eng, const row_args<S>& a, index_t, const S* x, Y y, bool) {
     math::forward_row(eng, map(a), x, y, a.gamma, a.beta);
   }
   template <class E, class S, class DX>
@@ -102,8 +108,8 @@ struct layer_norm_rows {
   static constexpr int k_fwd_16bit = 4;
   static constexpr bool team_per_row_fwd_16bit = true, team_per_row_fwd_f32 = false;
 
-  template <class E, class S>
-  __device__ DYT_INLINE static void forward(const E& eng, const row_args<S>& a, index_t r, const S* x, S* y,
+  template <class E, class S, class Y>
+  __device__ DYT_INLINE static void forward(const E& eng, const row_args<S>& a, index_t r, const S* x, Y y,
                                             bool leader) {
     math::forward_row<true>(eng, x, y, a.gamma, a.beta, a.eps, leader && a.mean ? a.mean + r : nullptr,
                       leader && a.rstd ? a.rstd + r : nullptr);
@@ -130,8 +136,8 @@ struct rms_norm_rows {
   static constexpr int k_fwd_16bit = 4;
   static constexpr bool team_per_row_fwd_16bit = true, team_per_row_fwd_f32 = true;
 
-  template <class E, class S>
-  __device__ DYT_INLINE static void forward(const E& eng, const row_args<S>& a, index_t r, const S* x, S* y,
+  template <class E, class S, class Y>
+  __device__ DYT_INLINE static void forward(const E& eng, const row_args<S>& a, index_t r, const S* x, Y y,
                                             bool leader) {
     math::forward_row<true>(eng, x, y, a.gamma, a.form, a.eps, leader && a.rstd ? a.rstd + r : nullptr);
   }
@@ -144,6 +150,34 @@ struct rms_norm_rows {
     return {0.f, 0.f};
   }
 };
+
+// The quantized forward (ops/quantize.hpp): Glue's forward row with row r's
+// codes as its destination in place of y (the kernels' y argument, null, is
+// ignored). Static: the caller's per-channel scales; dynamic: the row's scale,
+// written by the team's leader alone.
+template <class Glue, class Q, bool Static>
+struct quantized_rows : Glue {
+  template <class E, class S>
+  __device__ DYT_INLINE static void forward(const E& eng, const row_args<S>& a, index_t r, const S* x, S*,
+                                            bool leader) {
+    Q* const codes = static_cast<Q*>(a.codes) + r * a.codes_stride;
+    if constexpr (Static)
+      Glue::forward(eng, a, r, x, ops::channel_quantized<Q, float>{codes, a.scales_in}, leader);
+    else
+      Glue::forward(eng, a, r, x, ops::row_quantized<Q, float>{codes, leader ? a.scales_out + r : nullptr}, leader);
+  }
+};
+
+// A point-wise layer's never-clipping static scales (ops::static_scale), a
+// thread a channel; a null gamma is 1, a null beta 0.
+template <class Q, class S>
+__global__ void __launch_bounds__(256) static_scales(const S* gamma, const S* beta, index_t cols, float* out) {
+  const index_t j = index_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (j >= cols) return;
+  const double g = gamma ? double(load_one(gamma + j)) : 1.0;
+  const double b = beta ? double(load_one(beta + j)) : 0.0;
+  out[j] = ops::static_scale<Q, float>(g, b);
+}
 
 // ---- Teams ---------------------------------------------------------------------------
 // The block holds blockDim.x / (32 * team_warps) teams; red: 4 floats per warp.

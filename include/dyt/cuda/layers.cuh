@@ -5,6 +5,8 @@
 // parameters, statistics, gradients and the workspace are device memory; the
 // argument checks are the CPU layers' own (same codes, same messages) and run on
 // the host before anything is launched, so a refused call writes nothing.
+// Every layer also has the CPU's quantized forward (forward_quantized, and
+// static_scales for the point-wise layers; docs/quantize.md).
 //
 // Parameter gradients: each block of the backward grid leaves a slot of partial
 // sums in a workspace of workspace_bytes(rows) bytes (16-byte aligned), and a
@@ -16,6 +18,8 @@
 #include <cuda_runtime.h>
 
 #include <cstddef>
+#include <cstdint>
+#include <type_traits>
 
 #include "../backend.hpp"
 #include "../backward_plan.hpp"
@@ -25,6 +29,7 @@
 #include "../layers/dyt.hpp"
 #include "../layers/layer_norm.hpp"
 #include "../layers/rms_norm.hpp"
+#include "../ops/quantize.hpp"
 #include "../status.hpp"
 #include "../view.hpp"
 #include "launch.cuh"
@@ -91,41 +96,83 @@ class layer_shell {
     self().check_params(check);
   }
 
-  // residual: null for forward; the residual view for forward_residual
-  // (residual <- x + residual, then the layer on it).
-  status forward_impl(const char* fn, rows_view<const T> x, const rows_view<T>* residual, rows_view<T> y,
-                      row_stats<float> save, cudaStream_t stream) const {
-    detail::arg_check check(fn);
+  // Every forward's checks (the CPU's check_forward, in the same order); y is
+  // a rows_view<T> or the quantized forward's rows_view<Q>.
+  template <class Y>
+  void check_forward(detail::arg_check& check, detail::region_list& regions, rows_view<const T> x, rows_view<Y> y,
+                     row_stats<float> save) const {
     check_layer(check);
     check.view(x, "x").view(y, "y").cols_are(x, "x", cols_, "the layer's cols").same_shape(y, "y", x, "x");
     if (check.ok() && Derived::stats_saved < 2 && save.mean)
       check.fail(errc::bad_parameter, "a mean buffer is given, but %s computes no mean", Derived::name);
-    if (!check.ok()) return check.result();
-    detail::region_list regions;
+    if (!check.ok()) return;
     regions.view("x", x, false).view("y", y, true);
     regions.array("mean", save.mean, x.rows, true).array("rstd", save.rstd, x.rows, true);
     self().add_params(regions);
-    if (residual) {
-      check.view(*residual, "residual").same_shape(*residual, "residual", x, "x");
-      regions.view("residual", *residual, true);
-    }
-    if (!check.ok() || !check.no_overlap(regions).ok()) return check.result();
+  }
 
+  row_args<S> forward_args(rows_view<const T> x, row_stats<float> save) const {
     row_args<S> a;
     a.rows = x.rows;
     a.cols = cols_;
     a.x = as_storage(x.data);
     a.x_stride = x.row_stride;
+    a.mean = save.mean;
+    a.rstd = save.rstd;
+    self().fill(a);
+    return a;
+  }
+
+  // residual: null for forward; the residual view for forward_residual
+  // (residual <- x + residual, then the layer on it).
+  status forward_impl(const char* fn, rows_view<const T> x, const rows_view<T>* residual, rows_view<T> y,
+                      row_stats<float> save, cudaStream_t stream) const {
+    detail::arg_check check(fn);
+    detail::region_list regions;
+    check_forward(check, regions, x, y, save);
+    if (residual && check.ok()) {
+      check.view(*residual, "residual").same_shape(*residual, "residual", x, "x");
+      regions.view("residual", *residual, true);
+    }
+    if (!check.ok() || !check.no_overlap(regions).ok()) return check.result();
+
+    row_args<S> a = forward_args(x, save);
     a.y = as_storage(y.data);
     a.y_stride = y.row_stride;
     if (residual) {
       a.residual = as_storage(residual->data);
       a.residual_stride = residual->row_stride;
     }
-    a.mean = save.mean;
-    a.rstd = save.rstd;
-    self().fill(a);
-    const cudaError_t e = residual ? launch_forward<true>(a, stream) : launch_forward<false>(a, stream);
+    const cudaError_t e = residual ? launch_forward<run<true>>(a, stream) : launch_forward<run<false>>(a, stream);
+    return cuda_status(e, fn, "the forward launch");
+  }
+
+  // The quantized forward (ops/quantize.hpp), as on the CPU (layers/
+  // layer_base.hpp): Q codes in y, with each row's scale written to
+  // scales.out (per_row_scale: x.rows values) or the caller's per-channel
+  // scales.in read (per_channel_scale: cols values).
+  template <class Q, class Scales>
+  status forward_quantized_impl(const char* fn, rows_view<const T> x, rows_view<Q> y, Scales scales,
+                                row_stats<float> save, cudaStream_t stream) const {
+    static_assert(ops::is_quantized_format_v<Q>, "quantized output is std::int8_t or dyt::float8_e4m3");
+    constexpr bool per_channel = std::is_same<Scales, per_channel_scale<float>>::value;
+    detail::arg_check check(fn);
+    detail::region_list regions;
+    check_forward(check, regions, x, y, save);
+    row_args<S> a = forward_args(x, save);
+    if constexpr (per_channel) {
+      check.not_null(scales.in, "scales.in");
+      regions.array("scales.in", scales.in, cols_, false);
+      a.scales_in = scales.in;
+    } else {
+      check.not_null(scales.out, "scales.out");
+      regions.array("scales.out", scales.out, x.rows, true);
+      a.scales_out = scales.out;
+    }
+    if (!check.ok() || !check.no_overlap(regions).ok()) return check.result();
+    a.codes = y.data;
+    a.codes_stride = y.row_stride;
+    const cudaError_t e = launch_forward<launcher<quantized_rows<Glue, Q, per_channel>, S>>(a, stream);
     return cuda_status(e, fn, "the forward launch");
   }
 
@@ -209,11 +256,11 @@ class layer_shell {
   }
 
  private:
-  template <bool Residual>
+  template <class Run>
   cudaError_t launch_forward(const row_args<S>& a, cudaStream_t stream) const {
     launch_plan p;
-    cudaError_t e = run<Residual>::plan(a.rows, a.cols, vectors(a, false), false, false, p);
-    if (e == cudaSuccess) e = run<Residual>::forward(a, p, stream);
+    cudaError_t e = Run::plan(a.rows, a.cols, vectors(a, false), false, false, p);
+    if (e == cudaSuccess) e = Run::forward(a, p, stream);
     return e;
   }
 
@@ -236,6 +283,9 @@ class layer_shell {
     bool ok = r::vector_view(a.x, a.x_stride) && aligned16(a.gamma) && aligned16(a.beta);
     if (backward) ok = ok && r::vector_view(a.dy, a.dy_stride) && r::vector_view(a.dx, a.dx_stride);
     else ok = ok && r::vector_view(a.y, a.y_stride);
+    // Codes: N one-byte codes a store (ops::vector_codes), N-byte aligned;
+    // static scales: N floats a load.
+    if (a.codes) ok = ok && std::uintptr_t(a.codes) % r::N == 0 && a.codes_stride % r::N == 0 && aligned16(a.scales_in);
     if (a.residual) ok = ok && r::vector_view(a.residual, a.residual_stride);
     if (a.dh) ok = ok && r::vector_view(a.dh, a.dh_stride);
     return ok;
@@ -288,6 +338,41 @@ class pointwise_layer<Kind, T, cuda>
   status backward(rows_view<const T> x, rows_view<const T> dy, rows_view<T> dx, const gradients& grads,
                   cudaStream_t stream, grad_mode mode = grad_mode::overwrite, device_workspace ws = {}) const {
     return this->backward_impl(Kind::names.backward, x, nullptr, dy, dx, grads, mode, {}, ws, stream);
+  }
+
+  // Quantized forward, as on the CPU (layers/pointwise.hpp, docs/quantize.md):
+  // y as int8 (std::int8_t) or E4M3 (dyt::float8_e4m3) codes, y ~ code * scale.
+  // Dynamic: each row's largest |y| / qmax to scales.out (x.rows floats),
+  // found in the same pass (the row stays in registers); static: code = y /
+  // scales.in[j] (cols floats), no reduction.
+  template <class Q>
+  status forward_quantized(rows_view<const T> x, rows_view<Q> y, per_row_scale<float> scales,
+                           cudaStream_t stream) const {
+    return this->forward_quantized_impl(Kind::names.forward_quantized, x, y, scales, {}, stream);
+  }
+  template <class Q>
+  status forward_quantized(rows_view<const T> x, rows_view<Q> y, per_channel_scale<float> scales,
+                           cudaStream_t stream) const {
+    return this->forward_quantized_impl(Kind::names.forward_quantized, x, y, scales, {}, stream);
+  }
+  // The per-channel scales with which the static forward never clips (cols
+  // floats to out, device memory), bit for bit the CPU layer's static_scales().
+  template <class Q>
+  status static_scales(float* out, cudaStream_t stream) const {
+    static_assert(ops::is_quantized_format_v<Q>, "quantized output is std::int8_t or dyt::float8_e4m3");
+    detail::arg_check check(Kind::names.static_scales);
+    detail::region_list regions;
+    this->check_layer(check);
+    check.not_null(out, "out");
+    if (check.ok() && this->cols() > PTRDIFF_MAX / index_t(sizeof(float)))  // as on the CPU
+      check.fail(errc::bad_size, "out cannot hold the layer's cols (%lld) values", static_cast<long long>(this->cols()));
+    regions.array("out", out, this->cols(), true);
+    add_params(regions);
+    if (!check.ok() || !check.no_overlap(regions).ok()) return check.result();
+    const index_t blocks = (this->cols() + 255) / 256;
+    cuda_detail::static_scales<Q><<<unsigned(blocks), 256, 0, stream>>>(
+        cuda_detail::as_storage(gamma_), cuda_detail::as_storage(beta_), this->cols(), out);
+    return cuda_detail::cuda_status(cudaGetLastError(), Kind::names.static_scales, "the launch");
   }
 
   // Fused residual add, as on the CPU (layers/pointwise.hpp): residual <- x +
@@ -384,6 +469,19 @@ class LayerNorm<T, cuda> : public cuda_detail::layer_shell<LayerNorm<T, cuda>, T
   status forward(rows_view<const T> x, rows_view<T> y, stats save, cudaStream_t stream) const {
     return this->forward_impl("dyt::LayerNorm::forward", x, nullptr, y, save, stream);
   }
+  // Quantized forward, as on the CPU (docs/quantize.md): y as int8 or E4M3
+  // codes with each row's scale (its largest |y| / qmax, found in the same
+  // pass) to scales.out (x.rows floats); optionally the statistics too.
+  template <class Q>
+  status forward_quantized(rows_view<const T> x, rows_view<Q> y, per_row_scale<float> scales,
+                           cudaStream_t stream) const {
+    return this->forward_quantized_impl("dyt::LayerNorm::forward_quantized", x, y, scales, {}, stream);
+  }
+  template <class Q>
+  status forward_quantized(rows_view<const T> x, rows_view<Q> y, per_row_scale<float> scales, stats save,
+                           cudaStream_t stream) const {
+    return this->forward_quantized_impl("dyt::LayerNorm::forward_quantized", x, y, scales, save, stream);
+  }
   status backward(rows_view<const T> x, rows_view<const T> dy, rows_view<T> dx, const gradients& grads,
                   cudaStream_t stream, grad_mode mode = grad_mode::overwrite, saved_stats saved = {},
                   device_workspace ws = {}) const {
@@ -464,6 +562,19 @@ class RMSNorm<T, cuda> : public cuda_detail::layer_shell<RMSNorm<T, cuda>, T, cu
   }
   status forward(rows_view<const T> x, rows_view<T> y, stats save, cudaStream_t stream) const {
     return this->forward_impl("dyt::RMSNorm::forward", x, nullptr, y, save, stream);
+  }
+  // Quantized forward, as on the CPU (docs/quantize.md): y as int8 or E4M3
+  // codes with each row's scale (its largest |y| / qmax, found in the same
+  // pass) to scales.out (x.rows floats); optionally the statistics too.
+  template <class Q>
+  status forward_quantized(rows_view<const T> x, rows_view<Q> y, per_row_scale<float> scales,
+                           cudaStream_t stream) const {
+    return this->forward_quantized_impl("dyt::RMSNorm::forward_quantized", x, y, scales, {}, stream);
+  }
+  template <class Q>
+  status forward_quantized(rows_view<const T> x, rows_view<Q> y, per_row_scale<float> scales, stats save,
+                           cudaStream_t stream) const {
+    return this->forward_quantized_impl("dyt::RMSNorm::forward_quantized", x, y, scales, save, stream);
   }
   status backward(rows_view<const T> x, rows_view<const T> dy, rows_view<T> dx, const gradients& grads,
                   cudaStream_t stream, grad_mode mode = grad_mode::overwrite, saved_stats saved = {},

@@ -20,6 +20,7 @@
 #include <type_traits>
 
 #include "../ops/lanes.hpp"
+#include "../ops/quantize.hpp"
 #include "../types.hpp"
 
 namespace dyt {
@@ -210,6 +211,11 @@ struct lanes<cuda_detail::fvec<N>> {
     _Pragma("unroll") for (int i = 0; i < N; ++i) r.v[i] = a.v[i] / b.v[i];
     return r;
   }
+  __device__ DYT_INLINE static V divide_or_zero(const V& a, const V& b) {
+    V r;
+    _Pragma("unroll") for (int i = 0; i < N; ++i) r.v[i] = b.v[i] > 0.f ? a.v[i] / b.v[i] : 0.f;
+    return r;
+  }
   __device__ DYT_INLINE static V sqrt(const V& x) {
     return cuda_detail::map(x, [](float a) { return ::sqrtf(a); });
   }
@@ -221,5 +227,62 @@ struct lanes<cuda_detail::fvec<N>> {
     return cuda_detail::map(x, [](float a) { return ::expf(a); });
   }
 };
+
+namespace cuda_detail {
+// Quantized codes by the rules of ops::quant_format<Q>::encode, bit for bit
+// (tests/cuda/test_quantize.cu compares them), in few full-rate instructions:
+// the conversion instructions (F2I, F2F) issue at a quarter or less of the
+// rate of float arithmetic, and the quantized forward is bound by issue.
+//  - int8: clamp to [-127, 127], then add 1.5 * 2^23, which rounds to the
+//    nearest integer, ties to even, and leaves it in the low bits (two's
+//    complement: 0x4b400000 + k), whose low byte is the code; NaN gives 0.
+//  - E4M3: sm_89's satfinite cvt, two values an instruction; it saturates
+//    to +-448 as the encoder does, and gives every NaN as 0x7f where the
+//    encoder keeps the NaN's sign (S.1111.111), put back here. Older devices
+//    run the encoder.
+// Both return the code in the low byte of a 32-bit word.
+__device__ DYT_INLINE std::uint32_t int8_code(float v) {
+  const float c = fminf(fmaxf(v, -127.f), 127.f) + 12582912.f;  // 1.5 * 2^23
+  return v == v ? (__float_as_uint(c) & 0xffu) : 0u;
+}
+// Two E4M3 codes (a in the low byte, b in the next).
+__device__ DYT_INLINE std::uint32_t e4m3_codes(float a, float b) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 890
+  unsigned short pair;
+  asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;" : "=h"(pair) : "f"(b), "f"(a));
+  const std::uint32_t signs = ((__float_as_uint(a) >> 24) & 0x80u) | ((__float_as_uint(b) >> 16) & 0x8000u);
+  return pair | signs;
+#else
+  return detail::float_to_e4m3_bits(a) | (std::uint32_t(detail::float_to_e4m3_bits(b)) << 8);
+#endif
+}
+
+// Four codes of lanes [i, i + 4) of v in one word, lane i in the low byte.
+template <class Q, int N>
+__device__ DYT_INLINE std::uint32_t code_word(const fvec<N>& v, int i) {
+  if constexpr (std::is_same<Q, std::int8_t>::value) {
+    const std::uint32_t lo = __byte_perm(int8_code(v.v[i]), int8_code(v.v[i + 1]), 0x0040);
+    const std::uint32_t hi = __byte_perm(int8_code(v.v[i + 2]), int8_code(v.v[i + 3]), 0x0040);
+    return __byte_perm(lo, hi, 0x5410);
+  } else {
+    return e4m3_codes(v.v[i], v.v[i + 1]) | (e4m3_codes(v.v[i + 2], v.v[i + 3]) << 16);
+  }
+}
+}  // namespace cuda_detail
+
+// ops/quantize.hpp's vectorized encoder for a thread's lanes: N codes in one
+// 4- or 8-byte store (p aligned to N bytes: the launchers check the codes
+// view for the vector paths).
+namespace ops {
+template <class Q, int N>
+struct vector_codes<Q, cuda_detail::fvec<N>, std::enable_if_t<is_quantized_format_v<Q>>> {
+  static constexpr bool available = true;
+  __device__ DYT_INLINE static void store(Q* p, const cuda_detail::fvec<N>& v) {
+    static_assert(N == 4 || N == 8, "one 4- or 8-byte store");
+    if constexpr (N == 4) *reinterpret_cast<std::uint32_t*>(p) = cuda_detail::code_word<Q>(v, 0);
+    else *reinterpret_cast<uint2*>(p) = make_uint2(cuda_detail::code_word<Q>(v, 0), cuda_detail::code_word<Q>(v, 4));
+  }
+};
+}  // namespace ops
 
 }  // namespace dyt

@@ -30,7 +30,12 @@ struct region {
   // x, y, dy, dx: an output may be exactly the same view as one of these inputs (in place).
   bool aliasable = false;
 
-  std::uintptr_t end() const { return base + std::uintptr_t(((rows - 1) * stride + cols) * index_t(elem_size)); }
+  // In unsigned arithmetic: an array of more than PTRDIFF_MAX bytes (a
+  // claimed n beyond the address space) wraps instead of overflowing a
+  // signed product (fuzz/'s finding 6 reached that through static_scales).
+  std::uintptr_t end() const {
+    return base + std::uintptr_t((rows - 1) * stride + cols) * std::uintptr_t(elem_size);
+  }
 };
 
 inline bool same_view(const region& a, const region& b) {

@@ -108,21 +108,17 @@ class pointwise_layer : public layer_base<pointwise_layer<Kind, T, Backend>, T, 
     detail::region_list regions;
     this->check_layer(check);
     check.not_null(out, "out");
+    // No array of cols values fits the address space: refused before the
+    // overlap check sizes it (a signed overflow there; found by fuzz/).
+    if (check.ok() && this->cols() > PTRDIFF_MAX / index_t(sizeof(compute_type)))
+      check.fail(errc::bad_size, "out cannot hold the layer's cols (%lld) values", static_cast<long long>(this->cols()));
     regions.array("out", out, this->cols(), true);
     add_params(regions);
     if (!check.ok() || !check.no_overlap(regions).ok()) return check.result();
-    constexpr int precision = sizeof(compute_type) == 8 ? 53 : 24;
-    const double margin = 1 + std::ldexp(1.0, -(precision - 6));
-    const double qmax = ops::quant_format<Q>::qmax;
     for (index_t j = 0; j < this->cols(); ++j) {
       const double g = gamma_ ? double(scalar_traits<T>::load(gamma_[j])) : 1.0;
       const double b = beta_ ? double(scalar_traits<T>::load(beta_[j])) : 0.0;
-      // |g| + |b| and the product and quotient below are rounded in double:
-      // within 3 * 2^-53 relative, far inside the margin's slack.
-      const double bound = (std::fabs(g) + std::fabs(b)) * margin / qmax;
-      compute_type s = compute_type(bound);
-      if (double(s) < bound) s = std::nextafter(s, compute_type(INFINITY));
-      out[j] = s;
+      out[j] = ops::static_scale<Q, compute_type>(g, b);
     }
     return status();
   }

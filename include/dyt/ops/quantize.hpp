@@ -32,12 +32,13 @@
 //  - with a static scale, a value beyond qmax * scale[j] saturates to +-qmax
 //    (never wraps, never becomes NaN); a channel whose scale is not > 0
 //    (0, negative, NaN) gets code 0.
-// The CUDA engines have no max_abs yet: nothing on the device instantiates
-// the quantizing overloads of emit (host-only), only the T* one.
+// On the device (cuda/kernels.cuh) a team of threads shares a row: only its
+// leader is handed the row's scale_out; the others get null and write none.
 // Codes: int8 rounds to nearest even and saturates to [-127, 127] (-128 is
 // never produced, so the range is symmetric); E4M3 as float8_e4m3 (types.hpp).
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <type_traits>
 
@@ -113,7 +114,7 @@ struct vector_codes {
 // without a vectorized encoder goes through a small aligned buffer and the
 // scalar encoder, so the body of a row and its scalar tail agree bit for bit.
 template <class Q, class At, class V>
-DYT_INLINE void store_codes(const At& at, Q* p, const V& v) {
+DYT_HOST_DEVICE DYT_INLINE void store_codes(const At& at, Q* p, const V& v) {
   if constexpr (std::is_floating_point<V>::value) {
     p[at.j] = quant_format<Q>::encode(v);
   } else if constexpr (vector_codes<Q, V>::available) {
@@ -131,19 +132,42 @@ DYT_INLINE void store_codes(const At& at, Q* p, const V& v) {
 
 // v / s where s > 0, else 0 (a channel of scale 0), lane by lane.
 template <class V, class S>
-DYT_INLINE V divide_or_zero(const V& v, const S& s) {
-  if constexpr (std::is_floating_point<V>::value) {
-    return s > V(0) ? V(v / s) : V(0);
-  } else {
-    return select(s > V(0), lanes<V>::div(v, s), V(0));
+DYT_HOST_DEVICE DYT_INLINE V divide_or_zero(const V& v, const S& s) {
+  if constexpr (std::is_floating_point<V>::value) return s > V(0) ? V(v / s) : V(0);
+  else return lanes<V>::divide_or_zero(v, s);
+}
+
+// The per-channel scale with which a point-wise layer's static quantized
+// forward never clips (layers/pointwise.hpp's static_scales() derives it):
+// (|g| + |b|) (1 + 2^-(p - 6)) / qmax formed in double (within 3 * 2^-53
+// relative, far inside the margin's slack), rounded up to C. The same bits
+// on the host and the device (IEEE double arithmetic).
+template <class Q, class C>
+DYT_HOST_DEVICE DYT_INLINE C static_scale(double g, double b) {
+  constexpr int precision = sizeof(C) == 8 ? 53 : 24;
+  constexpr double margin = 1 + 1.0 / double(1ull << (precision - 6));
+#if defined(__CUDA_ARCH__)
+  const double bound = (::fabs(g) + ::fabs(b)) * margin / quant_format<Q>::qmax;
+#else
+  const double bound = (std::fabs(g) + std::fabs(b)) * margin / quant_format<Q>::qmax;
+#endif
+  C s = C(bound);
+  if (double(s) < bound) {
+#if defined(__CUDA_ARCH__)
+    if constexpr (sizeof(C) == 8) s = ::nextafter(s, C(INFINITY));
+    else s = ::nextafterf(s, C(INFINITY));
+#else
+    s = std::nextafter(s, C(INFINITY));
+#endif
   }
+  return s;
 }
 
 // One row's destinations (see the top of this file).
 template <class Q, class C>
 struct row_quantized {
   Q* codes;
-  C* scale_out;
+  C* scale_out;  // null: the scale is not written (see the top of this file)
 };
 template <class Q, class C>
 struct channel_quantized {
@@ -171,11 +195,11 @@ DYT_HOST_DEVICE DYT_INLINE void emit(const Engine& eng, T* y, F&& value) {
 }
 
 template <class Engine, class Q, class C, class F>
-DYT_INLINE void emit(const Engine& eng, const row_quantized<Q, C>& out, F&& value) {
+DYT_HOST_DEVICE DYT_INLINE void emit(const Engine& eng, const row_quantized<Q, C>& out, F&& value) {
   static_assert(std::is_same<typename Engine::compute_type, C>::value, "scales are in the compute type");
   const C qmax = C(quant_format<Q>::qmax);
   const C absmax = eng.max_abs(value);
-  *out.scale_out = absmax / qmax;
+  if (out.scale_out) *out.scale_out = absmax / qmax;
   if (absmax == C(0)) {
     eng.for_each([&](const auto& at) { store_codes(at, out.codes, at.splat(C(0))); });
     return;
@@ -194,7 +218,7 @@ DYT_INLINE void emit(const Engine& eng, const row_quantized<Q, C>& out, F&& valu
 }
 
 template <class Engine, class Q, class C, class F>
-DYT_INLINE void emit(const Engine& eng, const channel_quantized<Q, C>& out, F&& value) {
+DYT_HOST_DEVICE DYT_INLINE void emit(const Engine& eng, const channel_quantized<Q, C>& out, F&& value) {
   static_assert(std::is_same<typename Engine::compute_type, C>::value, "scales are in the compute type");
   eng.for_each([&](const auto& at) { store_codes(at, out.codes, divide_or_zero(value(at), at.load(out.scales))); });
 }
