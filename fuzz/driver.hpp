@@ -3,7 +3,9 @@
 // The input bytes choose the storage type, the pass (forward, forward saving
 // statistics, backward, backward from saved statistics, the chunk API and
 // reduce_gradients; each plain or with the fused residual add:
-// forward_residual, backward_residual, backward_chunks_residual), the shape, row strides and base misalignments, aliasing
+// forward_residual, backward_residual, backward_chunks_residual; or the
+// quantized forward, forward_quantized with a per-row or per-channel scale,
+// after static_scales() or with the caller's, int8 or E4M3), the shape, row strides and base misalignments, aliasing
 // (in place, interleaved rows, partial overlaps), which parameters and
 // gradients are given, grad_mode, eps, alpha, an optional injected argument
 // error, and the values (a seeded draw from one of several distributions per
@@ -32,7 +34,12 @@
 //      plan equals backward(), and grad_mode::accumulate adds exactly; the
 //      fused residual add leaves h = fl(x + residual) exactly (one rounding to
 //      T) and y = forward(h) bit for bit, and its backward's gradients are
-//      backward()'s bits.
+//      backward()'s bits;
+//  (d) a quantized pass's codes and scales keep the special-value rules of
+//      ops/quantize.hpp, dequantize to within the documented bound of the
+//      float64 truth, never clip with static_scales()' scales, and are bit for
+//      bit the documented quantization of forward()'s y for float and double
+//      (harness.hpp, check_quantized).
 #pragma once
 
 #include "fuzz_support.hpp"
@@ -97,8 +104,39 @@ enum inject_kind {
   inj_range_past, inj_huge_rows, inj_huge_stride, inj_huge_cols, inj_dy_shape, inj_eps_neg_zero,
   // residual passes (residual / dh) and Derf's shift
   inj_shift_null, inj_res_null, inj_res_rows, inj_res_cols, inj_res_stride_small,
+  // quantized output (codes and scales; no-ops in the other passes)
+  inj_codes_null, inj_codes_rows, inj_codes_cols, inj_codes_stride_small, inj_scale_null, inj_scale_over_x,
+  inj_scale_over_param, inj_scale_over_codes, inj_scale_over_stats,
   inj_count
 };
+
+// The quantized-output passes (byte 1 bit 4): forward_quantized with a
+// per-row scale (every layer; the norms also saving statistics), or with a
+// per-channel scale (the point-wise layers): the caller's, or static_scales()'
+// (called first, into the same array).
+enum class scale_kind { per_row, per_channel, from_static_scales };
+
+struct quant_cfg {
+  bool on = false;
+  bool e4m3 = false;  // else int8
+  scale_kind scale = scale_kind::per_row;
+  view_cfg codes;     // `off` and `stride` in bytes (one byte a code)
+  // The scale array: n values of the compute type at byte `byte_off` of slot `slot`.
+  int slot = -1;
+  std::size_t byte_off = 0;
+  index_t n = 0;
+  bool null = false;
+  bool own = true;  // in its own slot (else over another buffer: an injected overlap)
+};
+
+inline const char* scale_kind_name(scale_kind k) {
+  switch (k) {
+    case scale_kind::per_row: return "per-row scale";
+    case scale_kind::per_channel: return "caller's per-channel scale";
+    case scale_kind::from_static_scales: return "static_scales() then per-channel scale";
+  }
+  return "?";
+}
 
 struct case_cfg {
   layer_kind kind = layer_kind::dyt;
@@ -125,6 +163,7 @@ struct case_cfg {
   int inject = 0;
   std::uint8_t dist[6] = {};  // x, dy, gamma, beta, residual or dh, prior gradients
   int specials = 0;
+  quant_cfg q;
 
   bool backward() const { return pass >= pass_kind::backward; }
   std::string describe(const char* type_name) const {
@@ -145,7 +184,18 @@ struct case_cfg {
                   saved_arbitrary ? " arbitrary" : "", (long long)plan_rows, (long long)plan_chunks, ranges.size(),
                   ws_size, ws_off, ws_null ? " null" : "", inject, dist[0], dist[1], dist[2], dist[3], dist[4],
                   dist[5], specials);
-    return buf;
+    std::string out = buf;
+    if (q.on) {
+      std::snprintf(buf, sizeof buf,
+                    "; QUANTIZED %s, %s: codes %lld x %lld stride %lld at byte %lld of slot %d%s, scales %lld at "
+                    "byte %zu of slot %d%s%s",
+                    q.e4m3 ? "e4m3" : "int8", scale_kind_name(q.scale), (long long)q.codes.rows,
+                    (long long)q.codes.cols, (long long)q.codes.stride, (long long)q.codes.off, q.codes.slot,
+                    q.codes.null ? " null" : "", (long long)q.n, q.byte_off, q.slot, q.null ? " null" : "",
+                    q.own ? "" : " (over another buffer)");
+      out += buf;
+    }
+    return out;
   }
 };
 
@@ -292,6 +342,14 @@ struct bound_case {
   C* mean = nullptr;
   C* rstd = nullptr;
   void* ws = nullptr;
+  // Quantized output: the codes (as bytes) and the scale array.
+  dyt::rows_view<std::uint8_t> codes;
+  C* scales = nullptr;
+
+  template <class Q>
+  dyt::rows_view<Q> codes_as() const {
+    return {reinterpret_cast<Q*>(codes.data), codes.rows, codes.cols, codes.row_stride};
+  }
 
   bound_case(const case_cfg& c, const arena& a) {
     auto view = [&](const view_cfg& v) {
@@ -310,6 +368,11 @@ struct bound_case {
     if (c.mean.present) mean = reinterpret_cast<C*>(a.slot_ptr(c.mean.slot)) + c.mean.off;
     if (c.rstd.present) rstd = reinterpret_cast<C*>(a.slot_ptr(c.rstd.slot)) + c.rstd.off;
     if (c.ws_slot >= 0 && !c.ws_null) ws = a.slot_ptr(c.ws_slot) + c.ws_off;
+    if (c.q.on) {
+      const view_cfg& v = c.q.codes;
+      codes = {v.slot >= 0 && !v.null ? a.slot_ptr(v.slot) + v.off : nullptr, v.rows, v.cols, v.stride};
+      if (c.q.slot >= 0 && !c.q.null) scales = reinterpret_cast<C*>(a.slot_ptr(c.q.slot) + c.q.byte_off);
+    }
   }
 };
 
@@ -480,6 +543,71 @@ struct caller {
       if (stats) return layer.forward(cx(), p.y, {m, r});
       return layer.forward(cx(), p.y);
     }
+  }
+
+  // forward_quantized with a per-row scale (scales.out: x.rows values, an
+  // output), saving statistics or not (layer_base.hpp, forward_quantized_impl).
+  template <class Q>
+  dyt::status forward_quantized(predictor& pr, bool stats) {
+    const dyt::rows_view<Q> y = p.template codes_as<Q>();
+    check_layer(pr);
+    pr.view(p.x);
+    pr.view(y);
+    if (p.x.cols != c.layer_cols) pr.add(dyt::errc::size_mismatch);
+    if (y.rows != p.x.rows || y.cols != p.x.cols) pr.add(dyt::errc::size_mismatch);
+    C* m = stats ? p.mean : nullptr;
+    C* r = stats ? p.rstd : nullptr;
+    if (stats_saved<K> < 2 && m) pr.add(dyt::errc::bad_parameter);
+    if (!p.scales) pr.add(dyt::errc::null_pointer);
+    pr.add_view(cx(), false);
+    pr.add_view(y, true);
+    pr.add_array(m, p.x.rows, true);
+    pr.add_array(r, p.x.rows, true);
+    add_params(pr);
+    pr.add_array(p.scales, p.x.rows, true);
+    pr.check_overlap();
+    const dyt::per_row_scale<C> scales{p.scales};
+    if constexpr (pointwise<K>) {
+      return layer.forward_quantized(cx(), y, scales);
+    } else {
+      if (stats) return layer.forward_quantized(cx(), y, scales, {m, r});
+      return layer.forward_quantized(cx(), y, scales);
+    }
+  }
+
+  // The point-wise layers' forward_quantized with a per-channel scale
+  // (scales.in: the layer's cols values, an input).
+  template <class Q>
+  dyt::status forward_quantized_static(predictor& pr) {
+    const dyt::rows_view<Q> y = p.template codes_as<Q>();
+    check_layer(pr);
+    pr.view(p.x);
+    pr.view(y);
+    if (p.x.cols != c.layer_cols) pr.add(dyt::errc::size_mismatch);
+    if (y.rows != p.x.rows || y.cols != p.x.cols) pr.add(dyt::errc::size_mismatch);
+    if (!p.scales) pr.add(dyt::errc::null_pointer);
+    pr.add_view(cx(), false);
+    pr.add_view(y, true);
+    add_params(pr);
+    pr.add_array(static_cast<const C*>(p.scales), c.layer_cols, false);
+    pr.check_overlap();
+    if constexpr (pointwise<K>) return layer.forward_quantized(cx(), y, dyt::per_channel_scale<C>{p.scales});
+    return dyt::status();
+  }
+
+  // static_scales<Q>(out): out holds the layer's cols values, an output; the
+  // parameters are its only inputs.
+  template <class Q>
+  dyt::status static_scales(predictor& pr) {
+    check_layer(pr);
+    if (!p.scales) pr.add(dyt::errc::null_pointer);
+    // No array of cols values of C fits the address space (as for views' sizes).
+    if (c.layer_cols > PTRDIFF_MAX / index_t(sizeof(C))) pr.add(dyt::errc::bad_size);
+    pr.add_array(p.scales, c.layer_cols, true);
+    add_params(pr);
+    pr.check_overlap();
+    if constexpr (pointwise<K>) return layer.template static_scales<Q>(p.scales);
+    return dyt::status();
   }
 
   dyt::status backward(predictor& pr, bool with_saved) {

@@ -56,6 +56,7 @@ struct case_runner {
   truth t;
   bool have_truth = false;
   std::string label;
+  int quant_stage = 1;  // which call of a quantized pass runs: 0 static_scales(), 1 forward_quantized
 
   // Per backend: the fuzzed call's outputs, and the same computation done the
   // plain way (out of place, overwrite, every gradient, statistics recomputed,
@@ -76,7 +77,7 @@ struct case_runner {
   bool call(arena& a, const char* what, F&& f) {
     std::vector<std::pair<std::size_t, std::size_t>> runs;
     add_view_runs(runs, a, c.x, sizeof(T));
-    add_view_runs(runs, a, c.y, sizeof(T));
+    if (!c.q.on) add_view_runs(runs, a, c.y, sizeof(T));  // a quantized call writes codes instead
     add_view_runs(runs, a, c.dy, sizeof(T));
     add_view_runs(runs, a, c.dx, sizeof(T));
     if (c.residual) add_view_runs(runs, a, c.r, sizeof(T));
@@ -89,6 +90,15 @@ struct case_runner {
     if (c.ws_slot >= 0) {
       const arena::slot& s = a.at(c.ws_slot);
       runs.push_back({s.offset + c.ws_off, std::min(c.ws_size, s.bytes - c.ws_off)});
+    }
+    if (c.q.on) {
+      add_view_runs(runs, a, c.q.codes, 1);
+      if (c.q.slot >= 0 && !c.q.null) {
+        // x.rows or the layer's cols values (static_scales() of a layer of cols + 1 writes cols + 1).
+        const arena::slot& s = a.at(c.q.slot);
+        const index_t n = std::max(c.q.n, c.layer_cols > 0 && c.layer_cols < (index_t(1) << 24) ? c.layer_cols : 0);
+        runs.push_back({s.offset + c.q.byte_off, std::min(std::size_t(n) * sizeof(C), s.bytes - c.q.byte_off)});
+      }
     }
     std::vector<unsigned char> before(a.base(), a.base() + a.size());
     predictor pr;
@@ -115,6 +125,17 @@ struct case_runner {
       mask.view(a, p.dx);
       for (int i = 0; i < kParams; ++i) mask.array(a, p.grad[i], scalar_param(i) ? 1 : c.layer_cols);
       if (c.pass == pass_kind::chunks && p.ws) mask.array(a, static_cast<unsigned char*>(p.ws), index_t(c.ws_size));
+    } else if (c.q.on) {
+      if (quant_stage == 0) {  // static_scales(): the layer's cols values
+        mask.array(a, p.scales, c.layer_cols);
+      } else {
+        mask.view(a, p.codes);
+        if (c.q.scale == scale_kind::per_row) mask.array(a, p.scales, c.rows);
+        if (c.pass == pass_kind::forward_stats) {
+          mask.array(a, p.mean, c.rows);
+          mask.array(a, p.rstd, c.rows);
+        }
+      }
     } else {
       mask.view(a, p.y);
       if (c.residual) mask.view(a, p.r);
@@ -453,12 +474,403 @@ struct case_runner {
     }
   }
 
+  // ---- Quantized output -------------------------------------------------------------------
+  // A quantized pass (byte 1 bit 4): static_scales() first where asked, then
+  // forward_quantized; its codes, scales and statistics, and forward() on
+  // dense copies of the inputs (saving statistics) for the identities.
+  struct qresult {
+    bool accepted = false;
+    std::vector<std::uint8_t> codes;         // rows x cols, dense
+    out_vec scales, mean, rstd;              // as the calls left them
+    out_vec y, plain_mean, plain_rstd;       // forward()'s
+  };
+
+  template <class B, class Q>
+  qresult run_quantized() {
+    qresult res;
+    arena a(initial);
+    const std::string what = label + " / " + backend_name<B>();
+    const bool stats = c.pass == pass_kind::forward_stats;
+    if (c.q.scale == scale_kind::from_static_scales) {
+      quant_stage = 0;
+      const bool ok = call(a, (what + " static_scales").c_str(), [&](predictor& pr) {
+        caller<K, T, B, Policy> k(c, a);
+        return k.template static_scales<Q>(pr);
+      });
+      quant_stage = 1;
+      if (!ok) return res;
+    }
+    res.accepted = call(a, (what + " forward_quantized").c_str(), [&](predictor& pr) {
+      caller<K, T, B, Policy> k(c, a);
+      if (c.q.scale == scale_kind::per_row) return k.template forward_quantized<Q>(pr, stats);
+      return k.template forward_quantized_static<Q>(pr);
+    });
+    if (!res.accepted) return res;
+    const bound_case<T, C> p(c, a);
+    for (index_t r = 0; r < c.rows; ++r)
+      for (index_t j = 0; j < c.cols; ++j) res.codes.push_back(p.codes.data[r * p.codes.row_stride + j]);
+    res.scales = read_array(static_cast<const C*>(p.scales), c.q.n);
+    if (stats) {
+      res.mean = read_array(static_cast<const C*>(p.mean), c.rows);
+      res.rstd = read_array(static_cast<const C*>(p.rstd), c.rows);
+    }
+    // forward() on dense copies, saving statistics.
+    const bound_case<T, C> p0(c, initial);
+    std::vector<T> params[kParams];
+    const T* pp[kParams] = {nullptr, nullptr, nullptr, nullptr};
+    for (int i = 0; i < kParams; ++i)
+      if (p0.param[i]) {
+        params[i].assign(p0.param[i], p0.param[i] + (scalar_param(i) ? 1 : c.cols));
+        pp[i] = params[i].data();
+      }
+    const auto layer = layer_of<K, T, B, Policy>::make(c, pp);
+    std::vector<T> x(std::size_t(c.rows * c.cols)), y(x.size());
+    for (index_t r = 0; r < c.rows; ++r)
+      for (index_t j = 0; j < c.cols; ++j) x[std::size_t(r * c.cols + j)] = p0.x.data[r * p0.x.row_stride + j];
+    std::vector<C> mean(std::size_t(c.rows)), rstd(std::size_t(c.rows));
+    const dyt::rows_view<const T> xv(x.data(), c.rows, c.cols);
+    const dyt::rows_view<T> yv(y.data(), c.rows, c.cols);
+    dyt::status s;
+    if constexpr (pointwise<K>) s = layer.forward(xv, yv);
+    else s = layer.forward(xv, yv, {K == layer_kind::layer_norm ? mean.data() : nullptr, rstd.data()});
+    if (!s.ok()) finding("plain forward refused: %s", s.message());
+    res.y = read_view(dyt::rows_view<const T>(yv));
+    if (!pointwise<K>) {
+      if (K == layer_kind::layer_norm) res.plain_mean = read_array(static_cast<const C*>(mean.data()), c.rows);
+      res.plain_rstd = read_array(static_cast<const C*>(rstd.data()), c.rows);
+    }
+    return res;
+  }
+
+  template <class B>
+  qresult run_quantized() {
+    return c.q.e4m3 ? run_quantized<B, dyt::float8_e4m3>() : run_quantized<B, std::int8_t>();
+  }
+
+  // The layer's own bound on its compute-type y at i (the truth's, without the store to T).
+  double y_bound(std::size_t i) const { return bound(t.y, i, 0.0, false); }
+  bool y_flagged(std::size_t i) const { return t.y.skip[i] || t.y.overflow[i]; }
+
+  // Bound on |q s - y_ref| for a dynamic (per-row) code q of scale s > 0. With
+  // absmax the row's largest |y| as the layer computed it (y_L, within E =
+  // y_bound of y_ref): s = fl(absmax / qmax) = (absmax / qmax)(1 + d) + e, |d|
+  // <= u, |e| <= tiny / 2 (a scale that underflowed, docs/quantize.md); the
+  // encoder rounds v = fl(fl(y_L * pre) * inv), within 2u |v| of v* = y_L qmax /
+  // absmax (inv = fl(qmax / (absmax pre)), pre = 1 or 2^64: exact), to q,
+  // within half_step(|v|) (saturating only the row maximum's 2u overshoot).
+  // So q s - y_L = (q - v*)(s - e) + y_L d + q e, and
+  //   |q s - y_ref| <= hs (s + tiny)(1 + 4u) + 4u (|y_ref| + E) + E + qmax tiny,
+  // the documented bound (docs/quantize.md, tests/test_quantize.cpp: half a
+  // step of the format at the scale, 4u |v| s, the layer's own error) with
+  // the layer's error taken from the harness's truth, and the scale's
+  // subnormal rounding added (the tests never make one). hs is taken at
+  // |v| <= (|y_ref| + E) / s (1 + 4u), or at qmax where s is subnormal; the
+  // product q s in double adds 2^-53 |q s|.
+  double dynamic_code_bound(double q, double s, double yr, double E, bool e4) const {
+    const double u = unit_roundoff<C>(), tiny = subnormal_spacing<C>(), qmax = code_qmax(e4);
+    if (s == 0) return E + qmax * tiny;  // q s = 0: the row's absmax (< qmax tiny) lost to the scale's underflow
+    const double cmin = double(std::numeric_limits<C>::min());
+    const double hs = code_half_step(s >= cmin ? std::min(qmax, (std::fabs(yr) + E) / s * (1 + 4 * u)) : qmax, e4);
+    return hs * (s + tiny) * (1 + 4 * u) + 4 * u * (std::fabs(yr) + E) + E + qmax * tiny + 0x1p-53 * std::fabs(q * s);
+  }
+
+  // Bound, in code units, on |q - clamp(y_ref / s)| for a static code of
+  // channel scale s (finite, > 0): v = fl(y_L / s) is within u |y_L / s| (+ an
+  // underflow's tiny) of y_L / s, which is within E / s of y_ref / s;
+  // clamping to [-qmax, qmax] (the encoder saturates) is 1-Lipschitz and the
+  // encoder rounds the clamped value to within half a step:
+  //   |q - clamp(y_ref / s)| <= hs + u (|y_ref| + E) / s + E / s + tiny.
+  double static_code_bound(double s, double yr, double E, bool e4) const {
+    const double u = unit_roundoff<C>(), tiny = subnormal_spacing<C>(), qmax = code_qmax(e4);
+    const double reach = (std::fabs(yr) + E) / s;
+    const double hs = code_half_step(std::min(qmax, reach * (1 + 2 * u) + tiny), e4);
+    return hs + u * reach + E / s + tiny;
+  }
+
+  void check_quantized(const char* bname, const qresult& r) const {
+    const std::string pre = label + " / " + bname + ": ";
+    const char* w = pre.c_str();
+    const bool e4 = c.q.e4m3;
+    const double qmax = code_qmax(e4), u = unit_roundoff<C>();
+    const index_t rows = c.rows, n = c.cols;
+    auto nan_code = [&](std::uint8_t b) { return e4 ? (b & 0x7f) == 0x7f : b == 0; };  // int8 has no NaN: 0
+    auto at = [&](index_t row, index_t j) { return std::size_t(row * n + j); };
+
+    // The statistics: forward()'s, bit for bit (tests/test_quantize.cpp), and within their bounds.
+    if (c.pass == pass_kind::forward_stats) {
+      check_bits((pre + "saved mean (against forward())").c_str(), r.mean, r.plain_mean);
+      check_bits((pre + "saved rstd (against forward())").c_str(), r.rstd, r.plain_rstd);
+      if (have_truth) {
+        check_truth((pre + "saved mean").c_str(), r.mean, t.mean, false);
+        check_truth((pre + "saved rstd").c_str(), r.rstd, t.rstd, false);
+      }
+    }
+    for (std::size_t i = 0; i < r.codes.size(); ++i)
+      if (!e4 && r.codes[i] == 0x80) finding("%scode[%zu] is -128 (the int8 range is symmetric, +-127)", w, i);
+
+    if (c.q.scale == scale_kind::per_row) {
+      for (index_t row = 0; row < rows; ++row) {
+        const double s = r.scales.v[std::size_t(row)];
+        // The special-value rules (ops/quantize.hpp), from the call's own outputs.
+        bool any_qmax = false, all_plus_zero = true, all_nan = true, any_nan = false, zero_or_nan = true;
+        for (index_t j = 0; j < n; ++j) {
+          const std::uint8_t b = r.codes[at(row, j)];
+          const double q = code_value(b, e4);
+          if (std::fabs(q) == qmax) any_qmax = true;
+          if (b != 0) all_plus_zero = false;
+          if (!nan_code(b)) all_nan = false;
+          if (e4 && nan_code(b)) any_nan = true;
+          if (!(nan_code(b) || q == 0)) zero_or_nan = false;
+        }
+        if (std::isnan(s)) {
+          if (!all_nan) finding("%srow %lld: scale NaN, but a code is not %s", w, (long long)row, e4 ? "NaN" : "0");
+        } else if (std::signbit(s)) {
+          finding("%srow %lld: negative scale %g", w, (long long)row, s);
+        } else if (std::isinf(s)) {
+          if (!zero_or_nan) finding("%srow %lld: scale +Inf, but a code is neither +-0 nor NaN", w, (long long)row);
+        } else if (s == 0) {
+          // A row of zeros: every code +0. (A row whose absmax < qmax tiny has
+          // a scale that underflowed to 0 and codes up to +-qmax.)
+          if (!all_plus_zero && !any_qmax)
+            finding("%srow %lld: scale 0, but its codes are neither all +0 nor reach +-qmax", w, (long long)row);
+        } else {
+          if (any_nan) finding("%srow %lld: finite scale %g with a NaN code", w, (long long)row, s);
+          if (!any_qmax) finding("%srow %lld: scale %g, but no code is +-qmax (the row maximum's)", w, (long long)row, s);
+        }
+        if (!have_truth) continue;
+        // Against the truth: the scale, then each code dequantized.
+        bool flagged = false, ref_nan = false, ref_inf = false;
+        double absref = 0, max_e = 0;
+        for (index_t j = 0; j < n; ++j) {
+          const std::size_t i = at(row, j);
+          flagged = flagged || y_flagged(i);
+          const double yr = t.y.ref[i];
+          if (std::isnan(yr)) ref_nan = true;
+          else if (std::isinf(yr)) ref_inf = true;
+          else absref = std::max(absref, std::fabs(yr));
+          max_e = std::max(max_e, y_bound(i));
+        }
+        if (flagged) continue;
+        if (ref_nan) {
+          if (!std::isnan(s)) finding("%srow %lld: scale %g where the reference row holds a NaN", w, (long long)row, s);
+          continue;
+        }
+        if (ref_inf) {
+          if (std::isfinite(s)) finding("%srow %lld: finite scale %g where the reference row holds an infinity", w,
+                                        (long long)row, s);
+          continue;
+        }
+        if (!std::isfinite(s)) finding("%srow %lld: scale %g where the reference row is finite", w, (long long)row, s);
+        // s = fl(absmax / qmax), |absmax - absmax_ref| <= max E: within u (absmax_ref + max E) / qmax + max E / qmax
+        // + tiny (a subnormal scale) of absmax_ref / qmax.
+        const double want = absref / qmax;
+        const double lim = (u * (absref + max_e) / qmax + max_e / qmax + subnormal_spacing<C>()) * (1 + 4 * u);
+        if (!(std::fabs(s - want) <= lim))
+          finding("%srow %lld: scale %.9g, reference absmax / qmax %.17g, |diff| %.3g > %.3g", w, (long long)row, s,
+                  want, std::fabs(s - want), lim);
+        for (index_t j = 0; j < n; ++j) {
+          const std::size_t i = at(row, j);
+          const double q = code_value(r.codes[i], e4), yr = t.y.ref[i], E = y_bound(i);
+          const double lim_q = dynamic_code_bound(q, s, yr, E, e4);
+          if (!(std::fabs(q * s - yr) <= lim_q))
+            finding("%s[%lld, %lld]: code %g (0x%02x) x scale %.9g = %.9g, reference %.17g, |diff| %.3g > bound %.3g "
+                    "(layer's bound %.3g)",
+                    w, (long long)row, (long long)j, q, unsigned(r.codes[i]), s, q * s, yr, std::fabs(q * s - yr),
+                    lim_q, E);
+        }
+      }
+    } else {
+      const bool fixed = c.q.scale == scale_kind::from_static_scales;
+      if (fixed && have_truth) check_static_scales(w, r.scales);
+      for (index_t row = 0; row < rows; ++row)
+        for (index_t j = 0; j < n; ++j) {
+          const std::size_t i = at(row, j);
+          const double sj = r.scales.v[std::size_t(j)];
+          const std::uint8_t b = r.codes[i];
+          const double q = code_value(b, e4);
+          if (!(sj > 0)) {  // 0, negative, NaN: code 0
+            if (b != 0) finding("%s[%lld, %lld]: channel scale %g is not > 0, but the code is 0x%02x", w, (long long)row,
+                                (long long)j, sj, unsigned(b));
+            continue;
+          }
+          if (!have_truth || y_flagged(i)) continue;
+          const double yr = t.y.ref[i], E = y_bound(i);
+          if (std::isnan(yr) || (std::isinf(yr) && std::isinf(sj))) {  // NaN, or Inf / Inf
+            if (!nan_code(b)) finding("%s[%lld, %lld]: code 0x%02x where y / scale is NaN (y %g, scale %g)", w,
+                                      (long long)row, (long long)j, unsigned(b), yr, sj);
+          } else if (std::isinf(yr)) {
+            if (q != std::copysign(qmax, yr))
+              finding("%s[%lld, %lld]: code %g where y is %g: it saturates", w, (long long)row, (long long)j, q, yr);
+          } else if (std::isinf(sj)) {
+            if (q != 0) finding("%s[%lld, %lld]: code %g with scale +Inf", w, (long long)row, (long long)j, q);
+          } else {
+            const double v = yr / sj, lim = static_code_bound(sj, yr, E, e4);
+            // static_scales()' scales never clip: the code is y / s's own, no saturation.
+            const double want = fixed ? v : std::max(-qmax, std::min(qmax, v));
+            if (!(std::fabs(q - want) <= lim))
+              finding("%s[%lld, %lld]: code %g (0x%02x), reference y / scale = %.17g / %.9g = %.9g%s, |diff| %.3g > "
+                      "%.3g code units",
+                      w, (long long)row, (long long)j, q, unsigned(b), yr, sj, v,
+                      fixed ? " (static_scales: must not clip)" : "", std::fabs(q - want), lim);
+          }
+        }
+    }
+    if constexpr (std::is_same<T, C>::value) check_quantized_exact(w, r);
+  }
+
+  // static_scales(): scale_j = B_j (1 + 2^-(p - 6)) / qmax rounded up to C,
+  // B_j = |gamma_j| + |beta_j| (null gamma: 1, null beta: 0), NaN for a NaN
+  // parameter, +Inf beyond C's range (layers/pointwise.hpp, docs/quantize.md).
+  // B_j's sum, product and quotient are rounded in double (3 * 2^-53
+  // relative): the check allows 2^-51 either side, and a scale at least B_j / qmax.
+  void check_static_scales(const char* w, const out_vec& scales) const {
+    const double qmax = code_qmax(c.q.e4m3), u = unit_roundoff<C>(), cmax = compute_max<C>();
+    const int precision = std::is_same<C, double>::value ? 53 : 24;
+    for (index_t j = 0; j < c.cols; ++j) {
+      const double g = in.has[P_GAMMA] ? std::fabs(in.param[P_GAMMA][std::size_t(j)]) : 1.0;
+      const double b = in.has[P_BETA] ? std::fabs(in.param[P_BETA][std::size_t(j)]) : 0.0;
+      const double B = g + b, want = B * (1 + std::ldexp(1.0, -(precision - 6))) / qmax;
+      const double s = scales.v[std::size_t(j)];
+      bool ok;
+      if (std::isnan(B)) ok = std::isnan(s);
+      else if (want > cmax * (1 + 0x1p-50)) ok = s == HUGE_VAL;
+      else if (want >= cmax * (1 - 0x1p-50)) ok = s >= B / qmax;
+      else ok = s >= B / qmax && s >= want * (1 - 0x1p-51) && s <= want * (1 + 2 * u) * (1 + 0x1p-51) + subnormal_spacing<C>();
+      if (!ok)
+        finding("%sstatic_scales()[%lld] = %.9g for |gamma| + |beta| = %.17g: the documented scale is %.17g rounded up",
+                w, (long long)j, s, B, want);
+    }
+  }
+
+  // Float and double storage: forward()'s y is the compute-type y itself, so
+  // the codes and the per-row scale must be exactly the documented
+  // quantization of it (docs/quantize.md: scale = absmax / qmax in C, code =
+  // Q(y * (qmax / absmax)), in two exact steps where qmax / absmax
+  // overflows; static: code = Q(y / scale_j), 0 where scale_j is not > 0),
+  // encoded by the harness's own encoders; NaN codes compare as NaN (the
+  // two compiled row functions may propagate different NaN operands).
+  void check_quantized_exact(const char* w, const qresult& r) const {
+    const bool e4 = c.q.e4m3;
+    const C qm = C(code_qmax(e4));
+    auto same = [&](std::uint8_t got, std::uint8_t want) {
+      return e4 && (want & 0x7f) == 0x7f ? (got & 0x7f) == 0x7f : got == want;
+    };
+    const index_t n = c.cols;
+    for (index_t row = 0; row < c.rows; ++row) {
+      if (c.q.scale == scale_kind::per_row) {
+        C absmax = C(0);
+        bool nan = false;
+        for (index_t j = 0; j < n; ++j) {
+          const C a = C(std::fabs(r.y.v[std::size_t(row * n + j)]));
+          if (a != a) nan = true;
+          else if (a > absmax) absmax = a;
+        }
+        const double s = r.scales.v[std::size_t(row)];
+        const C want_s = nan ? std::numeric_limits<C>::quiet_NaN() : C(absmax / qm);
+        if (nan ? !std::isnan(s) : std::memcmp(&r.scales.bits[std::size_t(row) * sizeof(C)], &want_s, sizeof(C)) != 0)
+          finding("%srow %lld: scale %.9g, but forward()'s y gives absmax / qmax = %.9g", w, (long long)row, s,
+                  double(want_s));
+        C pre = C(1), inv = qm / absmax;
+        if (absmax < qm / std::numeric_limits<C>::max()) {
+          pre = C(18446744073709551616.0);
+          inv = qm / (absmax * pre);
+        }
+        for (index_t j = 0; j < n; ++j) {
+          const std::size_t i = std::size_t(row * n + j);
+          const C y = C(r.y.v[i]);
+          const std::uint8_t want =
+              nan ? encode_code(NAN, e4) : absmax == C(0) ? 0 : encode_code(double(C(C(y * pre) * inv)), e4);
+          if (!same(r.codes[i], want))
+            finding("%s[%lld, %lld]: code 0x%02x, but forward()'s y %.9g quantizes to 0x%02x (scale %.9g)", w,
+                    (long long)row, (long long)j, unsigned(r.codes[i]), double(y), unsigned(want), s);
+        }
+      } else {
+        for (index_t j = 0; j < n; ++j) {
+          const std::size_t i = std::size_t(row * n + j);
+          const C y = C(r.y.v[i]), sj = C(r.scales.v[std::size_t(j)]);
+          const std::uint8_t want = sj > C(0) ? encode_code(double(C(y / sj)), e4) : 0;
+          if (!same(r.codes[i], want))
+            finding("%s[%lld, %lld]: code 0x%02x, but forward()'s y %.9g / scale %.9g quantizes to 0x%02x", w,
+                    (long long)row, (long long)j, unsigned(r.codes[i]), double(y), double(sj), unsigned(want));
+        }
+      }
+    }
+  }
+
+  // cpu against cpu_scalar: the same refusals (checked by the caller), the
+  // same NaN scales and NaN codes (outside the documented limits: an infinite
+  // input), and dequantized values within the sum of their bounds. Float and
+  // double storage are held tighter by check_quantized_exact: each backend's
+  // codes are exactly those of its own forward(), whose y the plain forward
+  // passes hold within the layer's bound.
+  void check_quantized_agree(const qresult& a, const qresult& s) const {
+    const std::string pre = label + " / cpu vs cpu_scalar: ";
+    const char* w = pre.c_str();
+    const bool e4 = c.q.e4m3, per_row = c.q.scale == scale_kind::per_row;
+    const index_t n = c.cols;
+    auto nan_code = [&](std::uint8_t b) { return e4 && (b & 0x7f) == 0x7f; };
+    for (index_t row = 0; row < c.rows; ++row) {
+      bool flagged = false, finite_ref = true;
+      for (index_t j = 0; j < n; ++j) {
+        flagged = flagged || y_flagged(std::size_t(row * n + j));
+        finite_ref = finite_ref && std::isfinite(t.y.ref[std::size_t(row * n + j)]);
+      }
+      if (flagged || in.any_inf) continue;
+      if (per_row && std::isnan(a.scales.v[std::size_t(row)]) != std::isnan(s.scales.v[std::size_t(row)]))
+        finding("%srow %lld: scale %g vs %g: NaN in one only", w, (long long)row, a.scales.v[std::size_t(row)],
+                s.scales.v[std::size_t(row)]);
+      for (index_t j = 0; j < n; ++j) {
+        const std::size_t i = std::size_t(row * n + j);
+        if (nan_code(a.codes[i]) != nan_code(s.codes[i]))
+          finding("%s[%lld, %lld]: codes 0x%02x vs 0x%02x: NaN in one only", w, (long long)row, (long long)j,
+                  unsigned(a.codes[i]), unsigned(s.codes[i]));
+        if (!finite_ref) continue;
+        const double sa = per_row ? a.scales.v[std::size_t(row)] : a.scales.v[std::size_t(j)];
+        const double ss = per_row ? s.scales.v[std::size_t(row)] : s.scales.v[std::size_t(j)];
+        if (!(std::isfinite(sa) && std::isfinite(ss) && sa > 0 && ss > 0)) continue;
+        const double qa = code_value(a.codes[i], e4), qs = code_value(s.codes[i], e4);
+        const double yr = t.y.ref[i], E = y_bound(i);
+        double lim;
+        if (per_row) {
+          lim = dynamic_code_bound(qa, sa, yr, E, e4) + dynamic_code_bound(qs, ss, yr, E, e4);
+        } else {
+          // Both clamp y / s, one scale: within the sum of their bounds (in code units, times s).
+          lim = 2 * static_code_bound(sa, yr, E, e4) * sa;
+        }
+        if (!(std::fabs(qa * sa - qs * ss) <= lim))
+          finding("%s[%lld, %lld]: %g x %.9g vs %g x %.9g, |diff| %.3g > %.3g", w, (long long)row, (long long)j, qa,
+                  sa, qs, ss, std::fabs(qa * sa - qs * ss), lim);
+      }
+    }
+  }
+
+  void run_quantized_case(bool verbose) {
+    const qresult a = run_quantized<dyt::cpu>();
+    const qresult s = run_quantized<dyt::cpu_scalar>();
+    if (a.accepted != s.accepted) finding("cpu and cpu_scalar disagree on accepting the call");
+    if (verbose) std::fprintf(stderr, "%s: %s\n", a.accepted ? "accepted" : "refused", label.c_str());
+    if (!a.accepted) return;
+    in = read_inputs<T>(c, initial);
+    if constexpr (K == layer_kind::dyt) t = truth_dyt<T, C, Policy>(c, in);
+    else if constexpr (K == layer_kind::derf) t = truth_squash<erf_spec, K, T, C>(c, in);
+    else if constexpr (K == layer_kind::dyisru) t = truth_squash<isru_spec, K, T, C>(c, in);
+    else t = truth_norm<T, C>(c, in, K == layer_kind::rms_norm);
+    have_truth = true;
+    check_quantized("cpu", a);
+    check_quantized("cpu_scalar", s);
+    check_quantized_agree(a, s);
+  }
+
   void run(reader& rd, std::uint8_t b0) {
     decode<K, T>(rd, c, initial, b0);
     label = c.describe(fmt<T>::name);
     case_description() = label;
     static const bool verbose = std::getenv("DYT_FUZZ_VERBOSE") != nullptr;
     if (verbose) std::fprintf(stderr, "case: %s\n", label.c_str());
+    if (c.q.on) {
+      run_quantized_case(verbose);
+      return;
+    }
     const result a = run_backend<dyt::cpu>();
     const result s = run_backend<dyt::cpu_scalar>();
     if (a.accepted != s.accepted) finding("cpu and cpu_scalar disagree on accepting the call");

@@ -6,9 +6,14 @@ every storage type and pass (plain and fused residual), aliasing modes (of the
 output, and of the residual or dh), parameter and gradient combinations, every
 injected argument error, values at the edges (NaN, infinities, signed zeros,
 subnormals, the largest finite values, rows of 1e18, constant rows, eps = 0),
-and for fuzz_dyt the same over Derf (erf, with its shift) and DyISRU (isru).
-Deterministic: rerunning rewrites the same files. The seeds written before the
-residual passes and the other squashes are unchanged byte for byte.
+and for fuzz_dyt the same over Derf (erf, with its shift) and DyISRU (isru);
+and the quantized output (quant_*): every type, int8 and E4M3, per-row scales
+(the norms also saving statistics), the caller's per-channel scales and
+static_scales()' (point-wise layers), where the codes lie, the injected
+errors of codes and scales, and rows of NaN, infinities, zeros, tiny and huge
+values. Deterministic: rerunning rewrites the same files. The seeds written
+before the residual passes, the other squashes and quantized output are
+unchanged byte for byte.
 
     python3 fuzz/make_corpus.py            # into fuzz/corpus/ next to this script
     python3 fuzz/make_corpus.py OUT_DIR    # elsewhere
@@ -31,7 +36,13 @@ INJECT = [
     "grad_without_param", "stats_half", "ws_small", "ws_misaligned", "ws_null", "plan_rows", "plan_chunks0",
     "plan_chunks_more", "range_reversed", "range_past", "huge_rows", "huge_stride", "huge_cols", "dy_shape",
     "eps_neg_zero", "shift_null", "res_null", "res_rows", "res_cols", "res_stride_small",
+    # quantized output
+    "codes_null", "codes_rows", "codes_cols", "codes_stride_small", "scale_null", "scale_over_x",
+    "scale_over_param", "scale_over_codes", "scale_over_stats",
 ]
+# Quantized output (byte 1 bit 4): the scale's kind and the format
+QUANT_SCALES = {"per_row": 0, "static_scales": 8, "caller": 8 | 64}
+QUANT_FORMATS = {"int8": 0, "e4m3": 32}
 # Byte 0 bits 3-4 (fuzz_dyt): the squash
 SQUASH = {"tanh": 0, "erf": 1, "isru": 2}
 # Where residual / dh lies (byte 7 bits 3-5)
@@ -41,10 +52,13 @@ RES_ALIAS = ["own", "output", "x", "interleaved_x", "partial_x", "after_x", "x_o
 def case(type_="float", alt=False, pass_="forward", rows=3, cols=37, big_rows=False, big_cols=False, pads=0,
          mis=0, alias=0, params=0, grads=0, eps=0, eps_raw=None, eps_exp=None, alpha=0, alpha_extra=b"",
          chunks=0, inject="none", seed=1, dists=(0,) * 6, exps=(0,) * 6, specials=(), squash="tanh",
-         residual=False, res_alias=0, res_pad=0, shift=0):
+         residual=False, res_alias=0, res_pad=0, shift=0, quant=None, qformat="int8"):
     b = bytearray()
     b.append(TYPES[type_] | (4 if alt else 0) | (SQUASH[squash] << 3))
-    b.append(PASSES[pass_] | (8 if residual else 0))
+    if quant is None:
+        b.append(PASSES[pass_] | (8 if residual else 0))
+    else:
+        b.append(PASSES[pass_] | 16 | QUANT_SCALES[quant] | QUANT_FORMATS[qformat])
     b.append((0x80 | (rows - 1)) if big_rows else (rows - 1) & 7)
     b += struct.pack("<H", (0x8000 | (cols - 1)) if big_cols else (cols - 1))
     b.append(pads)
@@ -128,6 +142,8 @@ def seeds(layer):
     s["small_scaled"] = case(pass_="backward", dists=(SCALED,) * 6, exps=(-38,) * 6, eps=1)
     # Every injected argument error, on the pass it concerns.
     for i, name in enumerate(INJECT[1:], start=1):
+        if name in QUANT_INJECT:
+            continue
         p = "chunks" if ("ws" in name or "plan" in name or "range" in name) else \
             "backward" if name in ("dy_null", "grad_without_param", "dy_shape") else \
             "backward_saved" if name == "stats_half" else "forward"
@@ -138,6 +154,91 @@ def seeds(layer):
     if layer == "dyt":
         for sq in ("erf", "isru"):
             s.update(squash_seeds(sq))
+    s.update(quant_seeds(layer))
+    if layer == "dyt":
+        for sq in ("erf", "isru"):
+            s.update(quant_seeds(layer, sq))
+    return s
+
+
+QUANT_INJECT = INJECT[INJECT.index("codes_null"):]
+
+
+def quant_seeds(layer, squash="tanh"):
+    """Quantized output: every type, format and scale kind, where the codes lie, the injected errors, edges."""
+    s = {}
+    pre = "quant_" if squash == "tanh" else f"{squash}_quant_"
+    pointwise = layer == "dyt"
+    kinds = ["per_row", "static_scales", "caller"] if pointwise else ["per_row"]
+    passes = ["forward"] if pointwise else ["forward", "forward_stats"]
+    for t in TYPES:
+        for f in QUANT_FORMATS:
+            for k in kinds:
+                for p in passes:
+                    s[f"{pre}{t}_{f}_{k}_{p}"] = case(t, pass_=p, rows=5, cols=37, seed=900 + len(s), squash=squash,
+                                                      quant=k, qformat=f)
+    if squash != "tanh":
+        # Edges of the squash: huge and infinite x (the static scale must not clip), NaN.
+        for k in kinds:
+            s[f"{pre}huge_x_{k}"] = case(quant=k, qformat="e4m3", squash=squash, dists=(HUGE,) + (0,) * 5,
+                                         exps=(100,) + (0,) * 5, specials=[(0, 3, PINF, 0), (0, 10, NINF, 0),
+                                                                            (0, 17, QNAN, 0)])
+            s[f"{pre}wild_{k}"] = case("double", quant=k, squash=squash, dists=(WILD,) * 6)
+        return s
+    stats = "forward_stats" if not pointwise else "forward"
+    # Where the codes lie (byte 7): over x, between x's rows, partially over x, other stride, right after x.
+    for a in range(1, 8):
+        s[f"{pre}codes_alias_{a}"] = case("bf16", pass_=stats, alias=a, rows=4, cols=19, seed=1000 + a, quant="per_row")
+        if pointwise:
+            s[f"{pre}codes_alias_{a}_static"] = case(alias=a, rows=4, cols=19, seed=1100 + a, quant="static_scales",
+                                                     qformat="e4m3")
+    s[f"{pre}strided_misaligned"] = case("half", pass_=stats, pads=0x3F, mis=0xFF, rows=6, cols=65, quant="per_row",
+                                         qformat="e4m3")
+    s[f"{pre}wide_4096"] = case(pass_=stats, cols=4096, big_cols=True, rows=2, quant="per_row", qformat="e4m3")
+    s[f"{pre}many_rows"] = case("bf16", pass_=stats, rows=100, big_rows=True, cols=9, quant="per_row")
+    # The injected errors, on each scale kind (and saving statistics for the norms).
+    for name in QUANT_INJECT + ["x_null", "x_rows0", "layer_cols_more", "param_null", "huge_cols", "huge_rows",
+                                "stats_half", "eps_nan"]:
+        for k in kinds:
+            for p in passes:
+                s[f"{pre}inject_{name}_{k}_{p}"] = case(pass_=p, inject=name, rows=4, cols=9, seed=1200 + len(s),
+                                                        quant=k, qformat="e4m3" if len(s) % 2 else "int8")
+    # Values: NaN, infinities, zero rows, tiny and huge rows, constant rows, the largest finite values.
+    nan_inf = [(0, 3, QNAN, 0), (0, 10 * 7 + 1, PINF, 0), (0, 2 * 7 + 2, NINF, 0), (0, 36 * 7 + 4, SNAN, 5)]
+    for t in TYPES:
+        for k in kinds:
+            s[f"{pre}nan_inf_{t}_{k}"] = case(t, pass_=stats, specials=nan_inf, quant=k, qformat="e4m3")
+            s[f"{pre}nan_inf_{t}_{k}_int8"] = case(t, pass_=stats, specials=nan_inf, quant=k)
+    for f in QUANT_FORMATS:
+        for k in kinds:
+            # x = 0 without beta: rows of zeros (scale 0, codes +0); RMSNorm: any zero row.
+            s[f"{pre}zero_rows_{f}_{k}"] = case(pass_=stats, params=4, dists=(ZEROS,) * 6, quant=k, qformat=f)
+            # gamma at every magnitude, no beta: tiny rows (qmax / absmax overflows), huge ones (y overflows).
+            s[f"{pre}wild_gamma_{f}_{k}"] = case(pass_=stats, params=4, dists=(0, 0, WILD, 0, 0, 0), quant=k,
+                                                 qformat=f)
+            s[f"{pre}tiny_gamma_{f}_{k}"] = case(pass_=stats, params=4, dists=(0, 0, SCALED, 0, 0, 0),
+                                                 exps=(0, 0, -40, 0, 0, 0), quant=k, qformat=f,
+                                                 specials=[(2, 1, MIN_SUB, 0), (2, 2, MAX_SUB, 1)])
+            s[f"{pre}huge_x_{f}_{k}"] = case(pass_=stats, dists=(HUGE,) + (0,) * 5, exps=(100,) + (0,) * 5, quant=k,
+                                             qformat=f, specials=[(0, 0, MAX_FINITE, 0), (0, 8, PINF, 1)])
+            s[f"{pre}max_gamma_{f}_{k}"] = case("bf16", pass_=stats, quant=k, qformat=f,
+                                                specials=[(2, 0, MAX_FINITE, 0), (3, 1, MAX_FINITE, 1),
+                                                          (2, 2, PINF, 0), (3, 3, QNAN, 0)])
+            s[f"{pre}constant_rows_{f}_{k}"] = case("half", pass_=stats, dists=(CONSTANT,) * 6, exps=(2,) * 6,
+                                                    quant=k, qformat=f)
+            s[f"{pre}grid_{f}_{k}"] = case(pass_=stats, dists=(GRID,) * 6, quant=k, qformat=f)
+            s[f"{pre}wild_double_{f}_{k}"] = case("double", pass_=stats, dists=(WILD,) * 6, quant=k, qformat=f)
+            s[f"{pre}no_params_{f}_{k}"] = case(pass_=stats, params=6, quant=k, qformat=f)
+    if not pointwise:
+        s[f"{pre}eps_zero_constant_rows"] = case(pass_="forward_stats", eps=1, dists=(CONSTANT,) * 6, exps=(-3,) * 6,
+                                                 quant="per_row")
+        s[f"{pre}one_plus"] = case("bf16", pass_="forward_stats", params=8, quant="per_row", qformat="e4m3")
+        s[f"{pre}stats_over_x"] = case(pass_="forward_stats", alias=5, quant="per_row")
+    else:
+        s[f"{pre}alpha_nan_static"] = case(alpha=3, alpha_extra=bytes([QNAN]) + struct.pack("<Q", 0),
+                                           quant="static_scales")
+        s[f"{pre}other_tanh_policy"] = case("bf16", alt=True, quant="static_scales", qformat="e4m3")
+        s[f"{pre}other_tanh_policy_float"] = case(alt=True, quant="per_row")
     return s
 
 

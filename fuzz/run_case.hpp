@@ -13,7 +13,14 @@ namespace fz {
 //          bits 3-4 (fuzz_dyt only): the squash: tanh (DyT), erf (Derf), isru (DyISRU), tanh
 //   1      pass: bits 0-2 % 5 = forward, forward+stats, backward, backward(saved stats),
 //          chunks+reduce; bit 3: its fused residual variant (forward_residual,
-//          backward_residual, backward_chunks_residual + reduce_gradients)
+//          backward_residual, backward_chunks_residual + reduce_gradients);
+//          bit 4: quantized output instead (forward_quantized; bits 0-2 % 5 == 1: saving the
+//          norms' statistics, else none), then bit 3: a per-channel scale (point-wise layers;
+//          else per-row), bit 5: E4M3 codes (else int8), bit 6: the caller's per-channel scales
+//          (drawn, after the special values) instead of static_scales()' into the same array.
+//          Byte 7's aliasing then places the codes: own buffer, over x's rows (1, 2), in the
+//          gaps between x's rows (3), partially over x (4), statistics over x (5: own buffer),
+//          x's base with another stride (6), right after x (7)
 //   2      rows: bit 7 set: 1 + (b & 0x7f) (up to 128), else 1 + (b & 7)
 //   3-4    cols: bit 15 set: 1 + (v & 0xfff) (up to 4096), else 1 + v % 160
 //   5      row pads (2 bits each: x, output, dy) from {0, 1, 5, 16}; bits 6-7: gradient misalignment
@@ -41,7 +48,8 @@ namespace fz {
 //   30     number of special values (% 17), then per value: target (% 8: x, dy, gamma, beta,
 //          prior gradients, alpha, residual or dh, shift), position (u16), kind
 //          (fuzz_support.hpp special_value), 8 raw bytes
-// (Seeds written before the residual passes and Derf/DyISRU decode as they did.)
+// (Seeds written before the residual passes, Derf/DyISRU and quantized output decode as they did:
+// byte 1 bit 4 was 0 in all of them and the new injected errors are numbered after the old ones.)
 
 template <class T>
 double draw(prng& g, std::uint8_t dist, std::int8_t exponent, int tensor, layer_kind kind, bool one_plus,
@@ -104,6 +112,62 @@ inline void row_constants(prng& g, std::uint8_t dist, std::int8_t exponent, doub
 
 inline index_t span_of(const view_cfg& v) { return (v.rows - 1) * v.stride + v.cols; }
 
+// The quantized pass's injected errors: a null, misshapen or too narrowly
+// strided codes view, a null scale array, or one over x, a parameter, the
+// codes or the statistics. A scale array placed over another buffer always
+// fits that buffer's slot (else it stays in its own), so an accepted call
+// (an input over an input, or over an absent parameter) reads and writes
+// only slots it was given. static_scales() takes no x: its array over x
+// would be accepted and change x under the forward that follows, so there
+// it goes over a parameter instead.
+template <class C>
+void inject_quantized(case_cfg& c, const arena& a, prng& g, std::size_t es) {
+  quant_cfg& q = c.q;
+  // Places the array in `slot` at the first C-aligned byte at or after `from`, if it fits.
+  auto place = [&](int slot, std::size_t from) {
+    if (slot < 0) return false;
+    const arena::slot& s = a.at(slot);
+    const std::size_t need = std::size_t(q.n) * sizeof(C);
+    const std::size_t off = (s.offset + from + alignof(C) - 1) / alignof(C) * alignof(C) - s.offset;
+    if (off + need > s.bytes) return false;
+    q.slot = slot;
+    q.byte_off = off;
+    q.own = false;
+    return true;
+  };
+  auto over_x = [&] {
+    if (q.scale == scale_kind::from_static_scales) return false;
+    const std::size_t x_bytes = std::size_t(span_of(c.x)) * es;
+    return place(c.x.slot, std::size_t(c.x.off) * es + std::size_t(g.below(index_t(x_bytes)))) ||
+           place(c.x.slot, std::size_t(c.x.off) * es);
+  };
+  auto over_param = [&] {
+    for (int i : {P_GAMMA, P_BETA, P_ALPHA})
+      if (c.param[i].present && place(c.param[i].slot, std::size_t(c.param[i].off) * es)) return true;
+    return false;
+  };
+  switch (c.inject) {
+    case inj_codes_null: q.codes.null = true; break;
+    case inj_codes_rows: q.codes.rows = c.rows + 1; break;
+    case inj_codes_cols: q.codes.cols = c.cols + 1; break;
+    case inj_codes_stride_small: q.codes.stride = c.cols - 1; break;
+    case inj_scale_null: q.null = true; break;
+    case inj_scale_over_x:
+      if (!over_x()) over_param();
+      break;
+    case inj_scale_over_param:
+      if (!over_param()) over_x();
+      break;
+    case inj_scale_over_codes:
+      if (!place(q.codes.slot, std::size_t(q.codes.off) + std::size_t(g.below(q.codes.cols)))) over_x();
+      break;
+    case inj_scale_over_stats:
+      if (!place(c.rstd.slot, std::size_t(c.rstd.off) * sizeof(C))) over_x();
+      break;
+    default: break;
+  }
+}
+
 template <layer_kind K, class T>
 void decode(reader& in, case_cfg& c, arena& a, std::uint8_t b0) {
   using C = dyt::compute_t<T>;
@@ -114,6 +178,13 @@ void decode(reader& in, case_cfg& c, arena& a, std::uint8_t b0) {
   const std::uint8_t pb = in.u8();
   c.pass = pass_kind((pb & 7) % 5);
   c.residual = (pb & 8) != 0;
+  c.q.on = (pb & 16) != 0;
+  if (c.q.on) {
+    c.residual = false;
+    c.pass = (pb & 7) % 5 == 1 ? pass_kind::forward_stats : pass_kind::forward;
+    c.q.e4m3 = (pb & 32) != 0;
+    if (pointwise<K> && (pb & 8)) c.q.scale = (pb & 64) ? scale_kind::per_channel : scale_kind::from_static_scales;
+  }
   if (pointwise<K> && c.pass == pass_kind::forward_stats) c.pass = pass_kind::forward;
   if (pointwise<K> && c.pass == pass_kind::backward_saved) c.pass = pass_kind::backward;
   const std::uint8_t rb = in.u8();
@@ -261,6 +332,44 @@ void decode(reader& in, case_cfg& c, arena& a, std::uint8_t b0) {
     }
   }
 
+  // The quantized pass's codes (bytes; placed by the aliasing mode against x).
+  if (c.q.on) {
+    view_cfg& q = c.q.codes;
+    q.rows = c.rows;
+    q.cols = c.cols;
+    q.stride = c.cols;
+    const index_t x_bytes = span_of(c.x) * index_t(es);
+    switch (c.alias) {
+      case 1:
+      case 2:  // over x's rows
+      case 3:  // in the gaps between x's rows (x's stride >= 2 cols above)
+        q.slot = c.x.slot;
+        q.off = c.alias == 3 ? c.cols * index_t(es) : 0;
+        q.stride = c.x.stride * index_t(es);
+        break;
+      case 4:
+        q.slot = c.x.slot;
+        q.off = 1 + g.below(x_bytes - 1);
+        break;
+      case 6:
+        q.slot = c.x.slot;
+        q.stride = c.cols + 1;
+        break;
+      case 7:
+        q.slot = c.x.slot;
+        q.off = x_bytes;
+        break;
+      default: {
+        q.stride = c.cols + kPads[(pads >> 2) & 3];
+        // Room for the injected shapes and for a scale array placed inside (C values).
+        const index_t capacity = 3 * span_of(q) + q.stride + q.cols + 2 * q.rows + 8 * (c.cols + c.rows) + 64;
+        q.slot = a.add(std::size_t(capacity), std::size_t((mis >> 2) & 3), 16 + std::size_t(g.below(4)));
+        q.off = 0;
+        break;
+      }
+    }
+  }
+
   // -- Parameters, gradients, statistics (arrays).
   const index_t n_alloc = c.cols + 2;
   const int pmis = (mis >> 6) & 3, gmis = (pads >> 6) & 3;
@@ -278,6 +387,10 @@ void decode(reader& in, case_cfg& c, arena& a, std::uint8_t b0) {
   for (array_cfg* s : {&c.mean, &c.rstd}) {
     s->slot = a.add(std::size_t(c.rows + 8) * sizeof(C), std::size_t(g.below(3)) * sizeof(C), 16);
     s->n = c.rows;
+  }
+  if (c.q.on) {  // the scale array: x.rows values (per row) or cols (per channel), in its own slot
+    c.q.n = c.q.scale == scale_kind::per_row ? c.rows : c.cols;
+    c.q.slot = a.add(std::size_t(c.q.n + 8) * sizeof(C), std::size_t(g.below(3)) * sizeof(C), 16);
   }
   c.mean.present = stats_pass && want_mean;
   c.rstd.present = stats_pass && want_rstd;
@@ -405,6 +518,7 @@ void decode(reader& in, case_cfg& c, arena& a, std::uint8_t b0) {
     case inj_res_stride_small: c.r.stride = c.cols - 1; break;
     default: break;
   }
+  if (c.q.on) inject_quantized<C>(c, a, g, es);
 
   // -- Values.
   a.build<T>();
@@ -503,6 +617,31 @@ void decode(reader& in, case_cfg& c, arena& a, std::uint8_t b0) {
       default: put(c.param[P_ALPHA].slot, 0, v); break;
     }
   }
+  // The caller's per-channel scales (in their own slot; one over another
+  // buffer is that buffer's bytes): around the never-clipping B_j / qmax
+  // (B_j = |gamma_j| + |beta_j|) times 2^[-4, 4], so that some values
+  // saturate, and 0, negative, NaN, +-Inf, subnormal and arbitrary ones.
+  if (c.q.on && c.q.scale == scale_kind::per_channel && c.q.own && !c.q.null) {
+    const double qmax = c.q.e4m3 ? 448 : 127;
+    C* sc = reinterpret_cast<C*>(a.slot_ptr(c.q.slot) + c.q.byte_off);
+    const T* gp = reinterpret_cast<const T*>(a.slot_ptr(c.param[P_GAMMA].slot));
+    const T* bp = reinterpret_cast<const T*>(a.slot_ptr(c.param[P_BETA].slot));
+    for (index_t j = 0; j < c.q.n; ++j) {
+      const double gj = c.param[P_GAMMA].present ? std::fabs(to_d(gp[j])) : 1.0;
+      const double bj = c.param[P_BETA].present ? std::fabs(to_d(bp[j])) : 0.0;
+      const double b = (gj + bj) / qmax;
+      double v = 0;
+      const std::uint64_t k = g.next() % 16;
+      if (k < 10) v = b * std::ldexp(1.0, int(g.below(9)) - 4) * g.range(0.75, 1.25);
+      else if (k == 10) v = 0;
+      else if (k == 11) v = -b;
+      else if (k == 12) v = to_d(special_value<C>(std::uint8_t(g.next()), g.next(), g));
+      else if (k == 13) v = std::ldexp(g.range(1, 2), int(g.below(100)) - 60);
+      else if (k == 14) v = std::numeric_limits<double>::infinity();
+      else v = b;
+      sc[j] = std::fabs(v) <= compute_max<C>() || !std::isfinite(v) ? C(v) : C(std::copysign(HUGE_VAL, v));
+    }
+  }
 }
 
 // ---- Outputs ------------------------------------------------------------------------------
@@ -539,6 +678,49 @@ inline std::size_t first_bit_difference(const out_vec& a, const out_vec& b) {
   for (std::size_t i = 0; i < std::min(a.bits.size(), b.bits.size()); ++i)
     if (a.bits[i] != b.bits[i]) return i / e;
   return std::min(a.v.size(), b.v.size());
+}
+
+// ---- Quantized codes, restated from docs/quantize.md (independent of ops/quantize.hpp) -------
+
+inline double code_qmax(bool e4m3) { return e4m3 ? 448 : 127; }
+
+// A code's value: int8 two's complement; E4M3 (OCP E4M3FN): bias 7, no
+// infinities, S.1111.111 NaN, subnormals m 2^-9.
+inline double code_value(std::uint8_t b, bool e4m3) {
+  if (!e4m3) return double(std::int8_t(b));
+  if ((b & 0x7f) == 0x7f) return std::numeric_limits<double>::quiet_NaN();
+  const int e = (b >> 3) & 15, m = b & 7;
+  const double mag = e == 0 ? std::ldexp(m, -9) : std::ldexp(8 + m, e - 10);
+  return (b & 0x80) ? -mag : mag;
+}
+
+// Half the spacing of the codes at magnitude v (<= qmax): 0.5 for int8,
+// 2^(e - 4) for E4M3 in binade e (2^-10 below the normal range): the
+// format's half-ulp (tests/test_quantize.cpp, half_step).
+inline double code_half_step(double v, bool e4m3) {
+  if (!e4m3) return 0.5;
+  const double a = std::min(std::fabs(v), 448.0);
+  const int e = a > 0 ? std::max(std::ilogb(a), -6) : -6;
+  return std::ldexp(1.0, e - 4);
+}
+
+// The encoders: nearest, ties to even, saturating to +-qmax (int8 never
+// -128); NaN is 0 in int8 and S.1111.111 in E4M3. (E4M3: |v| / step is
+// exact, below 16, and rounds to the even mantissa.)
+inline std::uint8_t encode_code(double v, bool e4m3) {
+  if (!e4m3) {
+    if (std::isnan(v)) return 0;
+    return std::uint8_t(std::int8_t(std::nearbyint(std::max(-127.0, std::min(127.0, v)))));
+  }
+  const std::uint8_t sign = std::signbit(v) ? 0x80 : 0;
+  if (std::isnan(v)) return std::uint8_t(sign | 0x7f);
+  const double a = std::fabs(v);
+  if (a >= 448) return std::uint8_t(sign | 0x7e);
+  const int e = a > 0 ? std::max(std::ilogb(a), -6) : -6;
+  const double m = std::nearbyint(a / std::ldexp(1.0, e - 3)) * std::ldexp(1.0, e - 3);
+  if (m < 0x1p-6) return std::uint8_t(sign | int(m * 512));  // subnormal (or 0)
+  const int em = std::ilogb(m);
+  return std::uint8_t(sign | ((em + 7) << 3) | (int(std::ldexp(m, 3 - em)) - 8));
 }
 
 struct outputs {

@@ -18,6 +18,11 @@
 //     integer (undefined behaviour, UBSan), also inside backward_chunks'
 //     argument checks of a call it then refused; a product beyond SIZE_MAX
 //     could wrap around. Now SIZE_MAX, which no workspace meets.
+//  6. static_scales() of a point-wise layer with cols above PTRDIFF_MAX /
+//     sizeof(compute type) (2^61 and more for float) sized its output array
+//     in the overlap check with a signed overflow (undefined behaviour,
+//     UBSan), and, had the check passed, wrote that many values. Now refused
+//     (errc::bad_size) before anything is sized.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -272,6 +277,27 @@ TEST_CASE_TEMPLATE("fuzz regression: workspace_bytes saturates at SIZE_MAX inste
   // Ordinary layers are unchanged: 13 chunks of (2 * 768 floats) = 79872 bytes.
   const dyt::LayerNorm<dyt::half, B> small(g, b, 768);
   CHECK(small.workspace_bytes(plan) == std::size_t(13 * 2 * 768 * 4));
+}
+
+// --- 6. static_scales() of a layer whose cols no array can hold
+
+TEST_CASE_TEMPLATE("fuzz regression: static_scales refuses cols beyond the address space instead of overflowing", B,
+                   dyt::cpu, dyt::cpu_scalar) {
+  const float alpha = 0.5f;
+  float gamma[4] = {1, 2, 3, 4}, beta[4] = {0, 0, 0, 0}, out[4] = {-1, -1, -1, -1};
+  const index_t huge = PTRDIFF_MAX / index_t(sizeof(float)) + 1;  // 2^61: the fuzzer's inj_huge_cols
+  const dyt::DyT<float, B> layer(&alpha, gamma, beta, huge);
+  const dyt::status s8 = layer.template static_scales<std::int8_t>(out);
+  CHECK(s8.code() == dyt::errc::bad_size);
+  CHECK(std::string(s8.message()).find("static_scales") != std::string::npos);
+  CHECK(layer.template static_scales<dyt::float8_e4m3>(out).code() == dyt::errc::bad_size);
+  const dyt::Derf<dyt::bfloat16, B> derf(nullptr, nullptr, nullptr, nullptr, huge);  // null alpha: refused first
+  CHECK(derf.template static_scales<std::int8_t>(out).code() == dyt::errc::null_pointer);
+  for (float v : out) CHECK(v == -1);
+  // An ordinary layer is unchanged.
+  const dyt::DyT<float, B> small(&alpha, gamma, beta, 4);
+  REQUIRE(small.template static_scales<std::int8_t>(out).ok());
+  CHECK(out[3] > 4.f / 127);
 }
 
 }  // namespace
