@@ -844,17 +844,22 @@ struct case_runner {
     }
   }
 
+  // The float64 truth of an accepted case, from its inputs as they were.
+  void compute_truth() {
+    in = read_inputs<T>(c, initial);
+    if constexpr (K == layer_kind::dyt) t = truth_dyt<T, C, Policy>(c, in);
+    else if constexpr (K == layer_kind::derf) t = truth_squash<erf_spec, K, T, C>(c, in);
+    else if constexpr (K == layer_kind::dyisru) t = truth_squash<isru_spec, K, T, C>(c, in);
+    else t = truth_norm<T, C>(c, in, K == layer_kind::rms_norm);
+  }
+
   void run_quantized_case(bool verbose) {
     const qresult a = run_quantized<dyt::cpu>();
     const qresult s = run_quantized<dyt::cpu_scalar>();
     if (a.accepted != s.accepted) finding("cpu and cpu_scalar disagree on accepting the call");
     if (verbose) std::fprintf(stderr, "%s: %s\n", a.accepted ? "accepted" : "refused", label.c_str());
     if (!a.accepted) return;
-    in = read_inputs<T>(c, initial);
-    if constexpr (K == layer_kind::dyt) t = truth_dyt<T, C, Policy>(c, in);
-    else if constexpr (K == layer_kind::derf) t = truth_squash<erf_spec, K, T, C>(c, in);
-    else if constexpr (K == layer_kind::dyisru) t = truth_squash<isru_spec, K, T, C>(c, in);
-    else t = truth_norm<T, C>(c, in, K == layer_kind::rms_norm);
+    compute_truth();
     have_truth = true;
     check_quantized("cpu", a);
     check_quantized("cpu_scalar", s);
@@ -876,11 +881,7 @@ struct case_runner {
     if (a.accepted != s.accepted) finding("cpu and cpu_scalar disagree on accepting the call");
     if (verbose) std::fprintf(stderr, "%s: %s\n", a.accepted ? "accepted" : "refused", label.c_str());
     if (!a.accepted) return;
-    in = read_inputs<T>(c, initial);
-    if constexpr (K == layer_kind::dyt) t = truth_dyt<T, C, Policy>(c, in);
-    else if constexpr (K == layer_kind::derf) t = truth_squash<erf_spec, K, T, C>(c, in);
-    else if constexpr (K == layer_kind::dyisru) t = truth_squash<isru_spec, K, T, C>(c, in);
-    else t = truth_norm<T, C>(c, in, K == layer_kind::rms_norm);
+    compute_truth();
     if (c.residual && c.backward()) add_residual<C>(t.dx, in.dh);
     have_truth = true;
     check_backend("cpu", a);
