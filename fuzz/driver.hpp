@@ -516,20 +516,27 @@ struct caller {
   }
 
   // forward / forward with statistics
-  dyt::status forward(predictor& pr, bool stats) {
+  // Every forward's checks and regions (layer_base.hpp, check_forward): y is
+  // p.y or the quantized forward's codes; m, r the statistics it saves.
+  template <class Y>
+  void check_forward(predictor& pr, const dyt::rows_view<Y>& y, C* m, C* r) const {
     check_layer(pr);
     pr.view(p.x);
-    pr.view(p.y);
+    pr.view(y);
     if (p.x.cols != c.layer_cols) pr.add(dyt::errc::size_mismatch);
-    if (p.y.rows != p.x.rows || p.y.cols != p.x.cols) pr.add(dyt::errc::size_mismatch);
-    C* m = stats ? p.mean : nullptr;
-    C* r = stats ? p.rstd : nullptr;
+    if (y.rows != p.x.rows || y.cols != p.x.cols) pr.add(dyt::errc::size_mismatch);
     if (stats_saved<K> < 2 && m) pr.add(dyt::errc::bad_parameter);
     pr.add_view(cx(), false);
-    pr.add_view(p.y, true);
+    pr.add_view(y, true);
     pr.add_array(m, p.x.rows, true);
     pr.add_array(r, p.x.rows, true);
     add_params(pr);
+  }
+
+  dyt::status forward(predictor& pr, bool stats) {
+    C* m = stats ? p.mean : nullptr;
+    C* r = stats ? p.rstd : nullptr;
+    check_forward(pr, p.y, m, r);
     if (c.residual) check_residual(pr, true);
     pr.check_overlap();
     if constexpr (pointwise<K>) {
@@ -550,20 +557,10 @@ struct caller {
   template <class Q>
   dyt::status forward_quantized(predictor& pr, bool stats) {
     const dyt::rows_view<Q> y = p.template codes_as<Q>();
-    check_layer(pr);
-    pr.view(p.x);
-    pr.view(y);
-    if (p.x.cols != c.layer_cols) pr.add(dyt::errc::size_mismatch);
-    if (y.rows != p.x.rows || y.cols != p.x.cols) pr.add(dyt::errc::size_mismatch);
     C* m = stats ? p.mean : nullptr;
     C* r = stats ? p.rstd : nullptr;
-    if (stats_saved<K> < 2 && m) pr.add(dyt::errc::bad_parameter);
+    check_forward(pr, y, m, r);
     if (!p.scales) pr.add(dyt::errc::null_pointer);
-    pr.add_view(cx(), false);
-    pr.add_view(y, true);
-    pr.add_array(m, p.x.rows, true);
-    pr.add_array(r, p.x.rows, true);
-    add_params(pr);
     pr.add_array(p.scales, p.x.rows, true);
     pr.check_overlap();
     const dyt::per_row_scale<C> scales{p.scales};
@@ -580,15 +577,8 @@ struct caller {
   template <class Q>
   dyt::status forward_quantized_static(predictor& pr) {
     const dyt::rows_view<Q> y = p.template codes_as<Q>();
-    check_layer(pr);
-    pr.view(p.x);
-    pr.view(y);
-    if (p.x.cols != c.layer_cols) pr.add(dyt::errc::size_mismatch);
-    if (y.rows != p.x.rows || y.cols != p.x.cols) pr.add(dyt::errc::size_mismatch);
+    check_forward(pr, y, nullptr, nullptr);
     if (!p.scales) pr.add(dyt::errc::null_pointer);
-    pr.add_view(cx(), false);
-    pr.add_view(y, true);
-    add_params(pr);
     pr.add_array(static_cast<const C*>(p.scales), c.layer_cols, false);
     pr.check_overlap();
     if constexpr (pointwise<K>) return layer.forward_quantized(cx(), y, dyt::per_channel_scale<C>{p.scales});

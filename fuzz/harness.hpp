@@ -170,6 +170,26 @@ struct case_runner {
     if (p.rstd) std::memcpy(static_cast<void*>(p.rstd), rstd.data(), rstd.size() * sizeof(C));
   }
 
+  // The layer over dense copies of the case's parameters (kept in params,
+  // which must outlive it), and dense copies of a case's views: the plain
+  // computation results are held to.
+  template <class B>
+  auto dense_layer(const bound_case<T, C>& p0, std::vector<T> (&params)[kParams]) const {
+    const T* pp[kParams] = {nullptr, nullptr, nullptr, nullptr};
+    for (int i = 0; i < kParams; ++i)
+      if (p0.param[i]) {
+        params[i].assign(p0.param[i], p0.param[i] + (scalar_param(i) ? 1 : c.cols));
+        pp[i] = params[i].data();
+      }
+    return layer_of<K, T, B, Policy>::make(c, pp);
+  }
+  std::vector<T> dense(const dyt::rows_view<T>& v) const {
+    std::vector<T> d(std::size_t(c.rows * c.cols));
+    for (index_t r = 0; r < c.rows; ++r)
+      for (index_t j = 0; j < c.cols; ++j) d[std::size_t(r * c.cols + j)] = v.data[r * v.row_stride + j];
+    return d;
+  }
+
   template <class B>
   result run_backend() {
     result res;
@@ -224,20 +244,8 @@ struct case_runner {
 
     // The plain computation on dense copies.
     const bound_case<T, C> p0(c, initial);
-    auto dense = [&](const dyt::rows_view<T>& v) {
-      std::vector<T> d(std::size_t(c.rows * c.cols));
-      for (index_t r = 0; r < c.rows; ++r)
-        for (index_t j = 0; j < c.cols; ++j) d[std::size_t(r * c.cols + j)] = v.data[r * v.row_stride + j];
-      return d;
-    };
     std::vector<T> params[kParams];
-    const T* pp[kParams] = {nullptr, nullptr, nullptr, nullptr};
-    for (int i = 0; i < kParams; ++i)
-      if (p0.param[i]) {
-        params[i].assign(p0.param[i], p0.param[i] + (scalar_param(i) ? 1 : c.cols));
-        pp[i] = params[i].data();
-      }
-    const auto layer = layer_of<K, T, B, Policy>::make(c, pp);
+    const auto layer = dense_layer<B>(p0, params);
     std::vector<T> x = dense(p0.x);
     const dyt::rows_view<T> xv(x.data(), c.rows, c.cols);
     if (!c.backward()) {
@@ -260,7 +268,7 @@ struct case_runner {
         std::vector<T> g[kParams];
         T* gp[kParams] = {nullptr, nullptr, nullptr, nullptr};
         for (int i = 0; i < kParams; ++i)
-          if (layer_has<K>(i) && pp[i]) {
+          if (layer_has<K>(i) && p0.param[i]) {
             g[i].assign(scalar_param(i) ? 1 : std::size_t(c.cols), T());
             gp[i] = g[i].data();
           }
@@ -517,16 +525,8 @@ struct case_runner {
     // forward() on dense copies, saving statistics.
     const bound_case<T, C> p0(c, initial);
     std::vector<T> params[kParams];
-    const T* pp[kParams] = {nullptr, nullptr, nullptr, nullptr};
-    for (int i = 0; i < kParams; ++i)
-      if (p0.param[i]) {
-        params[i].assign(p0.param[i], p0.param[i] + (scalar_param(i) ? 1 : c.cols));
-        pp[i] = params[i].data();
-      }
-    const auto layer = layer_of<K, T, B, Policy>::make(c, pp);
-    std::vector<T> x(std::size_t(c.rows * c.cols)), y(x.size());
-    for (index_t r = 0; r < c.rows; ++r)
-      for (index_t j = 0; j < c.cols; ++j) x[std::size_t(r * c.cols + j)] = p0.x.data[r * p0.x.row_stride + j];
+    const auto layer = dense_layer<B>(p0, params);
+    std::vector<T> x = dense(p0.x), y(x.size());
     std::vector<C> mean(std::size_t(c.rows)), rstd(std::size_t(c.rows));
     const dyt::rows_view<const T> xv(x.data(), c.rows, c.cols);
     const dyt::rows_view<T> yv(y.data(), c.rows, c.cols);
