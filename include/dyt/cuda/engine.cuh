@@ -12,7 +12,8 @@
 //
 // Two engines:
 //  - staged_engine<S, N, K>: each thread holds K vectors of N columns (16-byte
-//    accesses). stage(i, p) loads a whole input row (x; dy in backward) into
+//    accesses). stage(i, p) loads a whole input row (x; dy in backward, and dh
+//    in the fused residual backward; or stage_ahead/take_ahead through shared memory) into
 //    registers once, and ops/ gets staged_tag(i) in place of p, whose loads
 //    read the registers, so ops/ may sweep a row three times while memory sees
 //    it once. That is exact: ops/ reads every column before writing it (outputs
@@ -169,6 +170,37 @@ __device__ DYT_INLINE const S* staged_tag(int i) {
   return reinterpret_cast<const S*>(std::uintptr_t(64 + 16 * i));
 }
 
+// ---- Asynchronous copies to shared memory (cp.async, sm_80+) ------------------------
+// 16 bytes from global p to shared s, of which the first `bytes` are read (the
+// rest zero-filled; callers pass 16).
+__device__ DYT_INLINE void copy_async_16(void* s, const void* p, unsigned bytes) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(unsigned(__cvta_generic_to_shared(s))), "l"(p),
+               "r"(bytes)
+               : "memory");
+#else
+  (void)bytes;
+  *static_cast<uint4*>(s) = *static_cast<const uint4*>(p);
+#endif
+}
+// Closes the copies issued so far into one group and waits for all groups.
+__device__ DYT_INLINE void commit_async() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.commit_group;" ::: "memory");
+#endif
+}
+__device__ DYT_INLINE void wait_async() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.wait_group 0;" ::: "memory");
+#endif
+}
+// 0, computed from v: an instruction that uses v only when v has arrived.
+__device__ DYT_INLINE unsigned zero_after(unsigned v) {
+  unsigned z;
+  asm volatile("and.b32 %0, %1, 0;" : "=r"(z) : "r"(v));
+  return z;
+}
+
 // ---- The loop engine ---------------------------------------------------------------
 template <class S, int N, bool LocalSum = false>
 struct loop_engine {
@@ -246,14 +278,16 @@ struct loop_engine {
 };
 
 // ---- The staged engine -------------------------------------------------------------
-// Inputs: how many rows it stages (1: x for forward; 2: x and dy for backward).
+// Inputs: how many rows it stages (1: x for forward; 2: x and dy for backward;
+// 3: x, dy and dh for the fused residual backward, and x and the residual for
+// its forward, which adds them in slot 0).
 template <class S, int N, int K, int Inputs, bool LocalSum = false>
 struct staged_engine {
   using compute_type = float;
   index_t cols;
   team tm;
   mutable int parity = 0;  // the team's reduction parity (see team), across rows
-  raw<S, N> buf[Inputs][K];   // the row ops/ works on
+  raw<S, N> buf[Inputs][K] = {};  // the row ops/ works on (zeros before the first)
   raw<S, N> next[Inputs][K];  // the team's next row, loads in flight meanwhile
 
   // One engine serves all the rows a team runs: stage() each row, then hand it to ops/.
@@ -280,6 +314,28 @@ struct staged_engine {
     }
   }
 
+  // Staging ahead through shared memory (backward, sm_80+): stage_ahead()
+  // starts copies of a row into this thread's own slots of `ahead` (Inputs * K
+  // slots of 16 bytes a thread, sized by the launcher), with no register held
+  // while they fly; take_ahead() waits for them and moves them into buf. A
+  // thread reads only slots it filled itself, so no barrier is needed.
+  __device__ DYT_INLINE raw<S, N>* ahead_slot(raw<S, N>* ahead, int i, int k) const {
+    return ahead + (index_t(i) * K + k) * blockDim.x + threadIdx.x;  // consecutive threads, consecutive 16 bytes
+  }
+  __device__ DYT_INLINE void stage_ahead(raw<S, N>* ahead, int i, const S* p) {
+    _Pragma("unroll") for (int k = 0; k < K; ++k) if (valid(k)) {
+      // The slot was last read into buf[i][k]; the copy's size depends on that
+      // register (always 16), so the copy cannot start before the read is done.
+      copy_async_16(ahead_slot(ahead, i, k), p + col(k), 16u + zero_after(buf[i][k].bits.x));
+    }
+  }
+  __device__ DYT_INLINE void take_ahead(raw<S, N>* ahead) {
+    wait_async();
+    _Pragma("unroll") for (int i = 0; i < Inputs; ++i) {
+      _Pragma("unroll") for (int k = 0; k < K; ++k) if (valid(k)) buf[i][k] = *ahead_slot(ahead, i, k);
+    }
+  }
+
   // The fused residual forward: input slot 0 (x) becomes h = x + slot 1 (the
   // residual), rounded to S as a store rounds it, and h is written to p (the
   // residual row); ops/ then reads h through staged_tag<S>(0).
@@ -302,8 +358,11 @@ struct staged_engine {
     __device__ DYT_INLINE fvec<N> load(const U* p) const {
       using B = std::remove_cv_t<U>;
       if constexpr (std::is_same<B, S>::value) {
+        // Spelled out, not a loop with a return inside: that form put buf in
+        // local memory (ptxas: a 300-byte stack frame, backward 30% slower).
         if (p == staged_tag<S>(0)) return widen(e->buf[0][k]);
-        if (Inputs == 2 && p == staged_tag<S>(1)) return widen(e->buf[Inputs - 1][k]);
+        if (Inputs >= 2 && p == staged_tag<S>(1)) return widen(e->buf[Inputs >= 2 ? 1 : 0][k]);
+        if (Inputs >= 3 && p == staged_tag<S>(2)) return widen(e->buf[Inputs >= 3 ? 2 : 0][k]);
       }
       return load_n<N>(p + j);
     }

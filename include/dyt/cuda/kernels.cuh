@@ -304,14 +304,32 @@ __device__ DYT_INLINE void store_scalars(const row_args<S>& a, const ops::sum_pa
 // the end), across all its rows; at the end the block adds its teams' sums in
 // team order into its workspace slot.
 // Where row r's dx goes: dx itself, or dh + dx (the fused residual backward).
+// dh: the row of a.dh, or the staged row standing for it.
 template <bool Residual, class S>
-__device__ DYT_INLINE auto dx_row(const row_args<S>& a, index_t r) {
-  if constexpr (Residual) return ops::plus<S>{a.dh + r * a.dh_stride, a.dx + r * a.dx_stride};
+__device__ DYT_INLINE auto dx_row(const row_args<S>& a, index_t r, const S* dh) {
+  if constexpr (Residual) return ops::plus<S>{dh, a.dx + r * a.dx_stride};
   else return a.dx + r * a.dx_stride;
 }
 
+// The rows a backward team stages: x, dy, and dh in the fused residual backward.
+template <bool Residual, class S>
+__device__ DYT_INLINE const S* backward_input(const row_args<S>& a, int i, index_t r) {
+  if (i == 0) return a.x + r * a.x_stride;
+  if (i == 1) return a.dy + r * a.dy_stride;
+  return a.dh + r * a.dh_stride;
+}
+
+// ahead (the fused residual backward only): the launcher gave each thread
+// Inputs * K slots of 16 bytes of shared memory after the dgamma/dbeta sums
+// (launcher::plan), and the team copies its next row there (cp.async) while it
+// works on this one. Otherwise it loads each row when it starts it, and the
+// copy engine brings the next into L2. Measured on an H200 (bench/RESULTS.md,
+// session 7): ahead takes the fused backward from 0.53-0.79 of copy to
+// 0.52-0.94, but costs the plain backward of LayerNorm and RMSNorm 0.02-0.07,
+// so the plain backward never compiles it.
 template <class Glue, class S, int N, int K, bool Residual>
-__global__ void __launch_bounds__(max_block) backward_staged(row_args<S> a, int team_warps) {
+__global__ void __launch_bounds__(max_block) backward_staged(row_args<S> a, int team_warps, bool ahead) {
+  constexpr int Inputs = Residual ? 3 : 2;  // x, dy (, dh): all staged before the row math starts
   extern __shared__ float4 dynamic_smem[];  // 2 * cols floats per team when the layer has gamma or beta
   __shared__ float red[4 * max_block / 32];
   __shared__ float scratch[32];
@@ -320,9 +338,10 @@ __global__ void __launch_bounds__(max_block) backward_staged(row_args<S> a, int 
   const int my_team = int(threadIdx.x) / tm.size;
   const index_t teams = index_t(gridDim.x) * per_block;
 
-  staged_engine<S, N, K, 2, Glue::local_sum> eng(a.cols, tm);
+  staged_engine<S, N, K, Inputs, Glue::local_sum> eng(a.cols, tm);
   float* const sums = reinterpret_cast<float*>(dynamic_smem);
   float* const mine = sums + index_t(my_team) * 2 * a.cols;
+  raw<S, N>* const ahead_slots = reinterpret_cast<raw<S, N>*>(sums + (a.col_grads ? index_t(per_block) * 2 * a.cols : 0));
   if (a.col_grads) {
     _Pragma("unroll") for (int k = 0; k < K; ++k) if (eng.valid(k)) {
       store_n<N>(mine + eng.col(k), fvec<N>::splat(0.f));
@@ -332,19 +351,30 @@ __global__ void __launch_bounds__(max_block) backward_staged(row_args<S> a, int 
   float* const dgamma_acc = a.gamma ? mine : nullptr;
   float* const dbeta_acc = a.beta ? mine + a.cols : nullptr;
   ops::sum_pair<float> scalar{0.f, 0.f};  // dalpha's and dshift's shares
-  for (index_t r = blockIdx.x * per_block + my_team; r < a.rows; r += teams) {
-    // Backward keeps one row in registers (x and dy double-buffered would cost
-    // more registers than the occupancy they buy back): the copy engine brings
-    // the team's next row into L2 meanwhile.
-    if (tm.lane == 0 && r + teams < a.rows) {
-      prefetch_l2(a.x + (r + teams) * a.x_stride, a.cols * sizeof(S));
-      prefetch_l2(a.dy + (r + teams) * a.dy_stride, a.cols * sizeof(S));
-      if (Residual) prefetch_l2(a.dh + (r + teams) * a.dh_stride, a.cols * sizeof(S));
+  ahead = Residual && ahead;
+  index_t r = blockIdx.x * per_block + my_team;
+  if (ahead && r < a.rows) {
+    _Pragma("unroll") for (int i = 0; i < Inputs; ++i) eng.stage_ahead(ahead_slots, i, backward_input<Residual>(a, i, r));
+    commit_async();
+  }
+  for (; r < a.rows; r += teams) {
+    const bool more = r + teams < a.rows;
+    if (ahead) {
+      eng.take_ahead(ahead_slots);
+      if (more) {
+        _Pragma("unroll") for (int i = 0; i < Inputs; ++i)
+          eng.stage_ahead(ahead_slots, i, backward_input<Residual>(a, i, r + teams));
+        commit_async();
+      }
+    } else {
+      if (tm.lane == 0 && more) {
+        _Pragma("unroll") for (int i = 0; i < Inputs; ++i)
+          prefetch_l2(backward_input<Residual>(a, i, r + teams), a.cols * sizeof(S));
+      }
+      _Pragma("unroll") for (int i = 0; i < Inputs; ++i) eng.stage(i, backward_input<Residual>(a, i, r));
     }
-    eng.stage(0, a.x + r * a.x_stride);
-    eng.stage(1, a.dy + r * a.dy_stride);
-    add_to(scalar, Glue::backward(eng, a, r, staged_tag<S>(0), staged_tag<S>(1), dx_row<Residual>(a, r), dgamma_acc,
-                                  dbeta_acc));
+    add_to(scalar, Glue::backward(eng, a, r, staged_tag<S>(0), staged_tag<S>(1), dx_row<Residual>(a, r, staged_tag<S>(2)),
+                                  dgamma_acc, dbeta_acc));
   }
 
   float* slot = a.partials + index_t(blockIdx.x) * a.slot_stride;
@@ -379,7 +409,8 @@ __global__ void __launch_bounds__(max_block) backward_loop(row_args<S> a, int te
     eng.for_each([&](const auto& at) { at.store(slot + g * a.cols, at.splat(0.f)); });
   ops::sum_pair<float> scalar{0.f, 0.f};  // dalpha's and dshift's shares
   for (index_t r = blockIdx.x; r < a.rows; r += gridDim.x)
-    add_to(scalar, Glue::backward(eng, a, r, a.x + r * a.x_stride, a.dy + r * a.dy_stride, dx_row<Residual>(a, r),
+    add_to(scalar, Glue::backward(eng, a, r, a.x + r * a.x_stride, a.dy + r * a.dy_stride,
+                                  dx_row<Residual>(a, r, a.dh + r * a.dh_stride),
                                   dgamma_acc, dbeta_acc));
   store_scalars(a, scalar, slot, scratch);
 }

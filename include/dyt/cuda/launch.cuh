@@ -32,6 +32,7 @@ struct launch_plan {
   int block = 32;
   index_t grid = 1;
   std::size_t smem = 0;
+  bool ahead = false;  // backward_staged (fused residual) copies each team's next row to shared memory
 };
 
 inline bool aligned16(const void* p) { return p == nullptr || std::uintptr_t(p) % 16 == 0; }
@@ -61,18 +62,34 @@ struct launcher {
     return aligned16(data) && stride % N == 0;
   }
 
-  static const void* kernel(int path, bool backward) {
-    switch (path) {
-      case 5:
-        return backward ? (const void*)&backward_staged<Glue, S, N, K_bwd, Residual>
-                        : (const void*)&forward_staged<Glue, S, N, K_fwd, Residual>;
-      case 0: return backward ? (const void*)&backward_loop<Glue, S, 1, Residual> : (const void*)&forward_loop<Glue, S, 1, Residual>;
-      case 1: return backward ? (const void*)&backward_loop<Glue, S, N, Residual> : (const void*)&forward_loop<Glue, S, N, Residual>;
-      case 2: return backward ? (const void*)&backward_staged<Glue, S, N, 1, Residual> : (const void*)&forward_staged<Glue, S, N, 1, Residual>;
-      case 3: return backward ? (const void*)&backward_staged<Glue, S, N, 2, Residual> : (const void*)&forward_staged<Glue, S, N, 2, Residual>;
-      default:
-        return backward ? (const void*)&backward_staged<Glue, S, N, K_warp_bwd, Residual>
-                        : (const void*)&forward_staged<Glue, S, N, K_warp, Residual>;
+  // The staged paths' vectors of 16 bytes per thread and staged row.
+  static constexpr int staged_k(int path, bool backward) {
+    return path == 2 ? 1 : path == 3 ? 2 : path == 4 ? (backward ? K_warp_bwd : K_warp) : (backward ? K_bwd : K_fwd);
+  }
+
+  // The kernel a plan launches. A template on the pass, so that a launcher
+  // used for one pass only (the quantized forward's) instantiates only that
+  // pass's kernels.
+  template <bool Backward>
+  static const void* kernel(int path) {
+    if constexpr (Backward) {
+      switch (path) {
+        case 0: return (const void*)&backward_loop<Glue, S, 1, Residual>;
+        case 1: return (const void*)&backward_loop<Glue, S, N, Residual>;
+        case 2: return (const void*)&backward_staged<Glue, S, N, 1, Residual>;
+        case 3: return (const void*)&backward_staged<Glue, S, N, 2, Residual>;
+        case 5: return (const void*)&backward_staged<Glue, S, N, K_bwd, Residual>;
+        default: return (const void*)&backward_staged<Glue, S, N, K_warp_bwd, Residual>;
+      }
+    } else {
+      switch (path) {
+        case 0: return (const void*)&forward_loop<Glue, S, 1, Residual>;
+        case 1: return (const void*)&forward_loop<Glue, S, N, Residual>;
+        case 2: return (const void*)&forward_staged<Glue, S, N, 1, Residual>;
+        case 3: return (const void*)&forward_staged<Glue, S, N, 2, Residual>;
+        case 5: return (const void*)&forward_staged<Glue, S, N, K_fwd, Residual>;
+        default: return (const void*)&forward_staged<Glue, S, N, K_warp, Residual>;
+      }
     }
   }
 
@@ -80,18 +97,19 @@ struct launcher {
   // accesses and cols % N == 0. col_grads: the layer has gamma or beta (backward
   // then keeps their sums in shared memory). The grid is what the device holds at once (a
   // persistent grid), so it depends on the device, never on timing.
-  static cudaError_t plan(index_t rows, index_t cols, bool vectors, bool backward, bool col_grads, launch_plan& p) {
+  template <bool Backward>
+  static cudaError_t plan(index_t rows, index_t cols, bool vectors, bool col_grads, launch_plan& p) {
     p = launch_plan();
     int teams = 1;
     if (vectors && cols % N == 0) {
       const index_t v = cols / N;
       if (v <= 32) p.path = 2;
       else if (v <= 64) p.path = 3;
-      else if (v <= 32 * (backward ? K_warp_bwd : K_warp)) p.path = 4;
+      else if (v <= 32 * (Backward ? K_warp_bwd : K_warp)) p.path = 4;
       if (p.path != 0) {
         p.team_warps = 1;
       } else {
-        const index_t per_warp = 32 * index_t(backward ? K_bwd : K_fwd);
+        const index_t per_warp = 32 * index_t(Backward ? K_bwd : K_fwd);
         const index_t warps = (v + per_warp - 1) / per_warp;
         if (warps <= max_block / 32) {
           p.path = 5;
@@ -106,21 +124,38 @@ struct launcher {
       // named barriers, and a block whose teams run different numbers of rows
       // (hence of barriers) before the block-wide merge of their dgamma/dbeta
       // sums is reported as racing by compute-sanitizer's racecheck.
-      if (p.path >= 2 && p.team_warps <= 8 && !(backward && p.team_warps > 1)) teams = 8 / p.team_warps;
+      if (p.path >= 2 && p.team_warps <= 8 && !(Backward && p.team_warps > 1)) teams = 8 / p.team_warps;
     } else {
       const index_t warps = (cols + 127) / 128;
       p.team_warps = int(warps < 1 ? 1 : (warps > 8 ? 8 : warps));
     }
     p.block = 32 * p.team_warps * teams;
-    p.smem = backward && p.path >= 2 && col_grads ? std::size_t(teams) * 2 * std::size_t(cols) * sizeof(float) : 0;
+    p.smem = Backward && p.path >= 2 && col_grads ? std::size_t(teams) * 2 * std::size_t(cols) * sizeof(float) : 0;
 
     int device = 0, sms = 0, per_sm = 0;
+    const void* const fn = kernel<Backward>(p.path);
     cudaError_t e = cudaGetDevice(&device);
     if (e == cudaSuccess && p.smem > 32 * 1024)  // static shared memory comes on top: ask early
-      e = cudaFuncSetAttribute(kernel(p.path, backward), cudaFuncAttributeMaxDynamicSharedMemorySize, int(p.smem));
+      e = cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, int(p.smem));
     if (e == cudaSuccess) e = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
-    if (e == cudaSuccess)
-      e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel(p.path, backward), p.block, p.smem);
+    if (e == cudaSuccess) e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, fn, p.block, p.smem);
+    // The fused residual backward stages the team's next row (h, dy, dh) ahead
+    // in shared memory, where that fits without costing occupancy.
+    if (e == cudaSuccess && Residual && Backward && p.path >= 2) {
+      const std::size_t smem = p.smem + std::size_t(p.block) * 3 * staged_k(p.path, true) * 16;
+      int optin = 0, per_sm_ahead = 0;
+      cudaFuncAttributes attr;
+      e = cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device);
+      if (e == cudaSuccess) e = cudaFuncGetAttributes(&attr, fn);
+      if (e == cudaSuccess && smem + attr.sharedSizeBytes <= std::size_t(optin)) {
+        if (smem > 32 * 1024) e = cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
+        if (e == cudaSuccess) e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm_ahead, fn, p.block, smem);
+        if (e == cudaSuccess && per_sm_ahead >= per_sm && per_sm_ahead > 0) {
+          p.smem = smem;
+          p.ahead = true;
+        }
+      }
+    }
     if (e != cudaSuccess) return e;
     const index_t resident = index_t(sms) * index_t(per_sm < 1 ? 1 : per_sm);
     const index_t needed = (rows + teams - 1) / teams;
@@ -136,7 +171,7 @@ struct launcher {
     // keep the persistent grid, which was as fast or faster there. Capped where a
     // grid's x dimension ends; the kernels loop over any rows beyond.
     constexpr bool team_per_row_fwd = sizeof(S) == 4 ? Glue::team_per_row_fwd_f32 : Glue::team_per_row_fwd_16bit;
-    if (!backward && (Residual || (p.path == 5 && team_per_row_fwd)))
+    if (!Backward && (Residual || (p.path == 5 && team_per_row_fwd)))
       p.grid = needed < index_t(0x7fffffff) ? needed : index_t(0x7fffffff);
     return cudaSuccess;
   }
@@ -161,10 +196,10 @@ struct launcher {
     switch (p.path) {
       case 0: backward_loop<Glue, S, 1, Residual><<<grid, block, 0, stream>>>(a, p.team_warps); break;
       case 1: backward_loop<Glue, S, N, Residual><<<grid, block, 0, stream>>>(a, p.team_warps); break;
-      case 2: backward_staged<Glue, S, N, 1, Residual><<<grid, block, p.smem, stream>>>(a, p.team_warps); break;
-      case 5: backward_staged<Glue, S, N, K_bwd, Residual><<<grid, block, p.smem, stream>>>(a, p.team_warps); break;
-      case 3: backward_staged<Glue, S, N, 2, Residual><<<grid, block, p.smem, stream>>>(a, p.team_warps); break;
-      default: backward_staged<Glue, S, N, K_warp_bwd, Residual><<<grid, block, p.smem, stream>>>(a, p.team_warps); break;
+      case 2: backward_staged<Glue, S, N, 1, Residual><<<grid, block, p.smem, stream>>>(a, p.team_warps, p.ahead); break;
+      case 5: backward_staged<Glue, S, N, K_bwd, Residual><<<grid, block, p.smem, stream>>>(a, p.team_warps, p.ahead); break;
+      case 3: backward_staged<Glue, S, N, 2, Residual><<<grid, block, p.smem, stream>>>(a, p.team_warps, p.ahead); break;
+      default: backward_staged<Glue, S, N, K_warp_bwd, Residual><<<grid, block, p.smem, stream>>>(a, p.team_warps, p.ahead); break;
     }
     cudaError_t e = cudaGetLastError();
     const index_t n = index_t(a.col_grads) * a.cols + a.scalar_grads;

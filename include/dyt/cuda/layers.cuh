@@ -74,8 +74,8 @@ class layer_shell {
     for (bool vectors : {false, true}) {
       launch_plan p, q;
       const bool col_grads = layout.col_grads > 0;
-      if (run<false>::plan(rows, cols_, vectors, true, col_grads, p) != cudaSuccess) continue;
-      if (run<true>::plan(rows, cols_, vectors, true, col_grads, q) != cudaSuccess) continue;
+      if (run<false>::template plan<true>(rows, cols_, vectors, col_grads, p) != cudaSuccess) continue;
+      if (run<true>::template plan<true>(rows, cols_, vectors, col_grads, q) != cudaSuccess) continue;
       const index_t grid = p.grid > q.grid ? p.grid : q.grid;
       const std::size_t bytes = std::size_t(grid) * std::size_t(layout.template slot_stride<float>()) * 4;
       most = bytes > most ? bytes : most;
@@ -259,7 +259,7 @@ class layer_shell {
   template <class Run>
   cudaError_t launch_forward(const row_args<S>& a, cudaStream_t stream) const {
     launch_plan p;
-    cudaError_t e = Run::plan(a.rows, a.cols, vectors(a, false), false, false, p);
+    cudaError_t e = Run::template plan<false>(a.rows, a.cols, vectors(a, false), false, p);
     if (e == cudaSuccess) e = Run::forward(a, p, stream);
     return e;
   }
@@ -268,7 +268,7 @@ class layer_shell {
   cudaError_t launch_backward(const row_args<S>& a, T* const* col_out, T* const* scalar_out, bool accumulate,
                               cudaStream_t stream) const {
     launch_plan p;
-    cudaError_t e = run<Residual>::plan(a.rows, a.cols, vectors(a, true), true, a.col_grads > 0, p);
+    cudaError_t e = run<Residual>::template plan<true>(a.rows, a.cols, vectors(a, true), a.col_grads > 0, p);
     if (e == cudaSuccess)
       e = run<Residual>::backward(a, p, as_storage(col_out[0]), as_storage(col_out[1]), as_storage(scalar_out[0]),
                                   as_storage(scalar_out[1]),

@@ -11,16 +11,7 @@ namespace detail {
 struct derf_kind {
   using squash = ops::erf_squash;
   static constexpr bool has_shift = true;
-  static constexpr pointwise_names names{"dyt::Derf",
-                                         "dyt::Derf::forward",
-                                         "dyt::Derf::backward",
-                                         "dyt::Derf::forward_residual",
-                                         "dyt::Derf::backward_residual",
-                                         "dyt::Derf::backward_chunks",
-                                         "dyt::Derf::backward_chunks_residual",
-                                         "dyt::Derf::reduce_gradients",
-                                         "dyt::Derf::forward_quantized",
-                                         "dyt::Derf::static_scales"};
+  static constexpr pointwise_names names = DYT_POINTWISE_NAMES("dyt::Derf");
 };
 }  // namespace detail
 

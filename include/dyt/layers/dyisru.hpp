@@ -14,16 +14,7 @@ namespace detail {
 struct dyisru_kind {
   using squash = ops::isru_squash;
   static constexpr bool has_shift = false;
-  static constexpr pointwise_names names{"dyt::DyISRU",
-                                         "dyt::DyISRU::forward",
-                                         "dyt::DyISRU::backward",
-                                         "dyt::DyISRU::forward_residual",
-                                         "dyt::DyISRU::backward_residual",
-                                         "dyt::DyISRU::backward_chunks",
-                                         "dyt::DyISRU::backward_chunks_residual",
-                                         "dyt::DyISRU::reduce_gradients",
-                                         "dyt::DyISRU::forward_quantized",
-                                         "dyt::DyISRU::static_scales"};
+  static constexpr pointwise_names names = DYT_POINTWISE_NAMES("dyt::DyISRU");
 };
 }  // namespace detail
 

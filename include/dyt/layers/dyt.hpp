@@ -19,16 +19,7 @@ template <class Tanh>
 struct dyt_kind {
   using squash = ops::tanh_squash<Tanh>;
   static constexpr bool has_shift = false;
-  static constexpr pointwise_names names{"dyt::DyT",
-                                         "dyt::DyT::forward",
-                                         "dyt::DyT::backward",
-                                         "dyt::DyT::forward_residual",
-                                         "dyt::DyT::backward_residual",
-                                         "dyt::DyT::backward_chunks",
-                                         "dyt::DyT::backward_chunks_residual",
-                                         "dyt::DyT::reduce_gradients",
-                                         "dyt::DyT::forward_quantized",
-                                         "dyt::DyT::static_scales"};
+  static constexpr pointwise_names names = DYT_POINTWISE_NAMES("dyt::DyT");
 };
 
 // The reference backend is the truth the others are measured against: it

@@ -26,6 +26,7 @@
 
 #include <memory>
 #include <new>
+#include <type_traits>
 
 #include "../backend.hpp"
 #include "../backward_plan.hpp"
@@ -97,34 +98,30 @@ class layer_base {
     return status();
   }
 
-  // Quantized forward (ops/quantize.hpp): int8 or E4M3 codes, with each row's
-  // scale from the row's largest |y| written to scales.out (x.rows values).
-  template <class Q>
-  status forward_quantized_impl(const char* fn, rows_view<const T> x, rows_view<Q> y, per_row_scale<C> scales,
+  // Quantized forward (ops/quantize.hpp): int8 or E4M3 codes in y, with each
+  // row's scale from the row's largest |y| written to scales.out
+  // (per_row_scale: x.rows values), or the caller's per-channel scales.in read
+  // (per_channel_scale: cols values, no reduction).
+  template <class Q, class Scales>
+  status forward_quantized_impl(const char* fn, rows_view<const T> x, rows_view<Q> y, Scales scales,
                                 row_stats<C> save) const {
     static_assert(ops::is_quantized_format_v<Q>, "quantized output is std::int8_t or dyt::float8_e4m3");
+    constexpr bool per_channel = std::is_same<Scales, per_channel_scale<C>>::value;
     arg_check check(fn);
     region_list regions;
     check_forward(check, regions, x, y, save);
-    check.not_null(scales.out, "scales.out");
-    regions.array("scales.out", scales.out, x.rows, true);
+    if constexpr (per_channel) {
+      check.not_null(scales.in, "scales.in");
+      regions.array("scales.in", scales.in, cols_, false);
+    } else {
+      check.not_null(scales.out, "scales.out");
+      regions.array("scales.out", scales.out, x.rows, true);
+    }
     if (!check.ok() || !check.no_overlap(regions).ok()) return check.result();
-    run<>::rows(x.rows, cols_, self().row_forward(x, ops::row_quantized_rows<Q, C>{y, scales.out}, save));
-    return status();
-  }
-
-  // With the caller's per-channel scales (scales.in, cols values): no reduction.
-  template <class Q>
-  status forward_quantized_static_impl(const char* fn, rows_view<const T> x, rows_view<Q> y,
-                                       per_channel_scale<C> scales) const {
-    static_assert(ops::is_quantized_format_v<Q>, "quantized output is std::int8_t or dyt::float8_e4m3");
-    arg_check check(fn);
-    region_list regions;
-    check_forward(check, regions, x, y, row_stats<C>{});
-    check.not_null(scales.in, "scales.in");
-    regions.array("scales.in", scales.in, cols_, false);
-    if (!check.ok() || !check.no_overlap(regions).ok()) return check.result();
-    run<>::rows(x.rows, cols_, self().row_forward(x, ops::channel_quantized_rows<Q, C>{y, scales.in}, row_stats<C>{}));
+    if constexpr (per_channel)
+      run<>::rows(x.rows, cols_, self().row_forward(x, ops::channel_quantized_rows<Q, C>{y, scales.in}, save));
+    else
+      run<>::rows(x.rows, cols_, self().row_forward(x, ops::row_quantized_rows<Q, C>{y, scales.out}, save));
     return status();
   }
 

@@ -29,6 +29,14 @@ struct pointwise_names {
   const char* forward_quantized;
   const char* static_scales;
 };
+// A layer's names from its own (a string literal): "dyt::DyT" gives
+// "dyt::DyT::forward" and the rest.
+#define DYT_POINTWISE_NAMES(layer)                                                                            \
+  ::dyt::detail::pointwise_names {                                                                            \
+    layer, layer "::forward", layer "::backward", layer "::forward_residual", layer "::backward_residual",     \
+        layer "::backward_chunks", layer "::backward_chunks_residual", layer "::reduce_gradients",             \
+        layer "::forward_quantized", layer "::static_scales"                                                   \
+  }
 
 // Where backward writes each parameter's gradient; null skips it.
 template <class T, bool Shift>
@@ -84,7 +92,7 @@ class pointwise_layer : public layer_base<pointwise_layer<Kind, T, Backend>, T, 
   // reduction is needed: one sweep of the row.
   template <class Q>
   status forward_quantized(rows_view<const T> x, rows_view<Q> y, per_channel_scale<compute_type> scales) const {
-    return this->forward_quantized_static_impl(Kind::names.forward_quantized, x, y, scales);
+    return this->forward_quantized_impl(Kind::names.forward_quantized, x, y, scales, {});
   }
 
   // Per-channel scales (cols values, to `out`) with which the static
