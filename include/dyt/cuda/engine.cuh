@@ -183,12 +183,14 @@ __device__ DYT_INLINE void copy_async_16(void* s, const void* p, unsigned bytes)
   *static_cast<uint4*>(s) = *static_cast<const uint4*>(p);
 #endif
 }
-// Closes the copies issued so far into one group and waits for all groups.
+// Closes the copies this thread issued so far into one group.
 __device__ DYT_INLINE void commit_async() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   asm volatile("cp.async.commit_group;" ::: "memory");
 #endif
 }
+// Waits until every group this thread committed has landed in shared memory
+// (visible to this thread only: each reads back just its own slots).
 __device__ DYT_INLINE void wait_async() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   asm volatile("cp.async.wait_group 0;" ::: "memory");
