@@ -2,13 +2,15 @@
 //
 // The row math in ops/ is written against an "engine" (see cpu/row_engine.hpp):
 //   eng.for_each(f), eng.sum(f), eng.sum2(f), eng.max_abs(f), eng.first(p), eng.cols
-// where f gets a cursor `at` with at.load(p), at.store(p, v), at.splat(c). On the
-// device a *team* of `warps` consecutive warps of one block shares a row: a warp
-// (warps == 1, shuffles only) for short rows, several warps or the whole block
-// for long ones. Each thread owns fixed columns; sums reduce the thread's lanes
-// in order, then the warp by an xor butterfly (commutative steps, so every lane
-// ends with the same bits), then the team's warps in warp order through shared
-// memory. Every reduction has a fixed association: bit-identical run after run.
+// and, on the device only, eng.keep(f) (f's values held for a second sweep:
+// ops::row_quantized's Hold), where f gets a cursor `at` with at.load(p),
+// at.store(p, v), at.splat(c). On the device a *team* of `warps` consecutive
+// warps of one block shares a row: a warp (warps == 1, shuffles only) for short
+// rows, several warps or the whole block for long ones. Each thread owns fixed
+// columns; sums reduce the thread's lanes in order, then the warp by an xor
+// butterfly (commutative steps, so every lane ends with the same bits), then
+// the team's warps in warp order through shared memory. Every reduction has a
+// fixed association: bit-identical run after run.
 //
 // Two engines:
 //  - staged_engine<S, N, K>: each thread holds K vectors of N columns (16-byte
@@ -258,6 +260,12 @@ struct loop_engine {
     return tm.reduce_max(m, parity);
   }
 
+  // Nothing held: f computes again (the staged engine keeps values).
+  template <class F>
+  __device__ DYT_INLINE std::decay_t<F> keep(F&& f) const {
+    return f;
+  }
+
   template <class F>
   __device__ DYT_INLINE ops::sum_pair<float> sum2(F&& f) const {
     lanes_t<N> a = splat_n<N>(0.f), b = splat_n<N>(0.f);
@@ -409,6 +417,21 @@ struct staged_engine {
     unsigned m = 0;
     _Pragma("unroll") for (int k = 0; k < K; ++k) if (valid(k)) m = max_abs_into(m, f(at{this, k, col(k)}));
     return tm.reduce_max(m, parity);
+  }
+
+  // f's values at this thread's slots, computed once and held in registers
+  // (indexed by the slot, a constant once the sweeps unroll): the dynamic
+  // quantized forward of the point-wise layers sweeps y twice, for the row's
+  // maximum and to encode (ops::row_quantized's Hold).
+  struct kept {
+    fvec<N> v[K];
+    __device__ DYT_INLINE fvec<N> operator()(const at& c) const { return v[c.k]; }
+  };
+  template <class F>
+  __device__ DYT_INLINE kept keep(F&& f) const {
+    kept out;
+    _Pragma("unroll") for (int k = 0; k < K; ++k) out.v[k] = valid(k) ? f(at{this, k, col(k)}) : fvec<N>::splat(0.f);
+    return out;
   }
 
   template <class F>

@@ -79,7 +79,9 @@ struct pointwise_rows {
   using math = ops::pointwise_math<Squash>;
   static constexpr bool local_sum = true;  // dalpha and dshift need only their grand totals
   static constexpr int k_fwd_16bit = 2;    // long 16-bit rows: vectors a thread in forward (measured best, DyT)
+  static constexpr int k_warp_16bit = 3;   // 16-bit rows of one warp: up to 32 * 3 vectors (launcher::K_warp)
   static constexpr bool team_per_row_fwd_16bit = false, team_per_row_fwd_f32 = true;  // see launcher::plan
+  static constexpr bool hold_quantized_y = true;  // y costs a squashing function: held (ops::row_quantized)
 
   template <class S>
   __device__ DYT_INLINE static auto map(const row_args<S>& a) {
@@ -105,8 +107,9 @@ struct pointwise_rows {
 struct layer_norm_rows {
   using math = ops::layer_norm_math;
   static constexpr bool local_sum = false;
-  static constexpr int k_fwd_16bit = 4;
+  static constexpr int k_fwd_16bit = 4, k_warp_16bit = 3;
   static constexpr bool team_per_row_fwd_16bit = true, team_per_row_fwd_f32 = false;
+  static constexpr bool hold_quantized_y = false;  // y is cheap to compute again
 
   template <class E, class S, class Y>
   __device__ DYT_INLINE static void forward(const E& eng, const row_args<S>& a, index_t r, const S* x, Y y,
@@ -133,8 +136,9 @@ struct layer_norm_rows {
 struct rms_norm_rows {
   using math = ops::rms_norm_math;
   static constexpr bool local_sum = false;
-  static constexpr int k_fwd_16bit = 4;
+  static constexpr int k_fwd_16bit = 4, k_warp_16bit = 3;
   static constexpr bool team_per_row_fwd_16bit = true, team_per_row_fwd_f32 = true;
+  static constexpr bool hold_quantized_y = false;
 
   template <class E, class S, class Y>
   __device__ DYT_INLINE static void forward(const E& eng, const row_args<S>& a, index_t r, const S* x, Y y,
@@ -157,6 +161,13 @@ struct rms_norm_rows {
 // written by the team's leader alone.
 template <class Glue, class Q, bool Static>
 struct quantized_rows : Glue {
+  // Where the dynamic path holds y (Glue::hold_quantized_y), the staged
+  // engine keeps it in registers beside x: 16-bit rows then take at most 2
+  // vectors of 16 bytes a thread (3 or 4 spill at the forward's 64-register
+  // cap; launcher::K_warp, K_fwd).
+  static constexpr bool holds_y = Glue::hold_quantized_y && !Static;
+  static constexpr int k_fwd_16bit = holds_y ? 2 : Glue::k_fwd_16bit;
+  static constexpr int k_warp_16bit = holds_y ? 2 : Glue::k_warp_16bit;
   template <class E, class S>
   __device__ DYT_INLINE static void forward(const E& eng, const row_args<S>& a, index_t r, const S* x, S*,
                                             bool leader) {
@@ -164,7 +175,8 @@ struct quantized_rows : Glue {
     if constexpr (Static)
       Glue::forward(eng, a, r, x, ops::channel_quantized<Q, float>{codes, a.scales_in}, leader);
     else
-      Glue::forward(eng, a, r, x, ops::row_quantized<Q, float>{codes, leader ? a.scales_out + r : nullptr}, leader);
+      Glue::forward(eng, a, r, x, ops::row_quantized<Q, float, holds_y>{codes, leader ? a.scales_out + r : nullptr},
+                    leader);
   }
 };
 

@@ -42,15 +42,19 @@ inline bool aligned16(const void* p) { return p == nullptr || std::uintptr_t(p) 
 template <class Glue, class S, bool Residual = false>
 struct launcher {
   static constexpr int N = 16 / int(sizeof(S));  // columns per 16-byte access
-  // Path 4's K: one warp per row up to 32 K vectors: 768 16-bit columns, and
-  // 512 f32 columns in forward but 768 in backward, whose multi-warp teams get
-  // a block each (see plan()), which costs more partial sums at that width.
-  static constexpr int K_warp = sizeof(S) == 4 ? 4 : 3;
+  // Path 4's K: one warp per row up to 32 K vectors: 768 16-bit columns (the
+  // glue's k_warp_16bit: 2 where the quantized forward holds y), and 512 f32
+  // columns in forward but 768 in backward, whose multi-warp teams get a block
+  // each (see plan()), which costs more partial sums at that width.
+  static constexpr int K_warp = sizeof(S) == 4 ? 4 : Glue::k_warp_16bit;
   static constexpr int K_warp_bwd = sizeof(S) == 4 ? 6 : 3;
   // Path 5's K, for longer rows, several warps each. Forward: 4 vectors of 16
   // bytes a thread (16 f32 or 32 16-bit columns), so a team moves as many bytes
-  // per row in bf16 as in f32; DyT's 16-bit forward does better with 2 (fewer
-  // registers; measured, see bench/RESULTS.md).
+  // per row in bf16 as in f32; 16-bit rows take the glue's K (DyT's forward
+  // does better with 2, as does the quantized forward that holds y: fewer
+  // registers; measured, see bench/RESULTS.md). The fused residual forward
+  // takes the plain forward's K, so that its row sums, hence its bits, are
+  // the plain layer's on h.
   static constexpr int K_fwd = sizeof(S) == 4 ? 4 : Glue::k_fwd_16bit;
   // Backward: 16 columns a thread (x and dy both staged), so 4096-column 16-bit
   // rows take one 256-thread block.
@@ -138,7 +142,17 @@ struct launcher {
     if (e == cudaSuccess && p.smem > 32 * 1024)  // static shared memory comes on top: ask early
       e = cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, int(p.smem));
     if (e == cudaSuccess) e = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
-    if (e == cudaSuccess) e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, fn, p.block, p.smem);
+    if (e != cudaSuccess) return e;
+    const index_t needed = (rows + teams - 1) / teams;
+    // At most a block an SM (decode-sized calls): every team has at most one
+    // row, so the grid is `needed` whatever the occupancy, and nothing is
+    // staged ahead; the occupancy and attribute queries below are skipped
+    // (host time that a call of 1 to 32 rows would otherwise pay each time).
+    if (needed <= index_t(sms)) {
+      p.grid = needed;
+      return cudaSuccess;
+    }
+    e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, fn, p.block, p.smem);
     // The fused residual backward stages the team's next row (h, dy, dh) ahead
     // in shared memory, where that fits without costing occupancy.
     if (e == cudaSuccess && Residual && Backward && p.path >= 2) {
@@ -158,7 +172,6 @@ struct launcher {
     }
     if (e != cudaSuccess) return e;
     const index_t resident = index_t(sms) * index_t(per_sm < 1 ? 1 : per_sm);
-    const index_t needed = (rows + teams - 1) / teams;
     p.grid = needed < resident ? needed : resident;
     // The fused residual forward cannot hold a team's next rows in registers
     // beside its two inputs (forward_staged), so it takes a team for every row

@@ -16,8 +16,10 @@
 //                               per-channel scales: no reduction at all.
 //
 // y ~ q * scale. The dynamic path computes y twice (once for the maximum,
-// once to store it), the static one once: that and the reduction are what a
-// static scale saves (bench/bench_cpu.cpp's *_forward_int8 / *_forward_e4m3
+// once to store it; or once, held between the two, where the destination
+// says Hold and the engine can: CUDA's staged kernels of the point-wise
+// layers), the static one once: that and the reduction are what a static
+// scale saves (bench/bench_cpu.cpp's *_forward_int8 / *_forward_e4m3
 // rows, docs/quantize.md).
 //
 // Special values (docs/quantize.md):
@@ -163,8 +165,13 @@ DYT_HOST_DEVICE DYT_INLINE C static_scale(double g, double b) {
   return s;
 }
 
-// One row's destinations (see the top of this file).
-template <class Q, class C>
+// One row's destinations (see the top of this file). Hold: y is held
+// between the dynamic path's two sweeps (eng.keep, which an engine with the
+// row in registers offers: CUDA's staged engine) rather than computed twice;
+// worth it where y is dear (a squashing function an element: DyT 22-32%
+// faster on an H200), not for the norms' affine y (held, RMSNorm and 16-bit
+// LayerNorm measured 10-15% slower; bench/RESULTS.md, GPU session 8).
+template <class Q, class C, bool Hold = false>
 struct row_quantized {
   Q* codes;
   C* scale_out;  // null: the scale is not written (see the top of this file)
@@ -194,11 +201,28 @@ DYT_HOST_DEVICE DYT_INLINE void emit(const Engine& eng, T* y, F&& value) {
   eng.for_each([&](const auto& at) { at.store(y, value(at)); });
 }
 
-template <class Engine, class Q, class C, class F>
-DYT_HOST_DEVICE DYT_INLINE void emit(const Engine& eng, const row_quantized<Q, C>& out, F&& value) {
+// y(at) for the dynamic path's two sweeps: held by the engine, or value
+// itself (called through a pointer: std::ref's call is host-only).
+template <class F>
+struct call_through {
+  F* f;
+  template <class At>
+  DYT_HOST_DEVICE DYT_INLINE auto operator()(const At& at) const {
+    return (*f)(at);
+  }
+};
+template <bool Hold, class Engine, class F>
+DYT_HOST_DEVICE DYT_INLINE auto held(const Engine& eng, F& value) {
+  if constexpr (Hold) return eng.keep(value);
+  else return call_through<F>{&value};
+}
+
+template <class Engine, class Q, class C, bool Hold, class F>
+DYT_HOST_DEVICE DYT_INLINE void emit(const Engine& eng, const row_quantized<Q, C, Hold>& out, F&& value) {
   static_assert(std::is_same<typename Engine::compute_type, C>::value, "scales are in the compute type");
   const C qmax = C(quant_format<Q>::qmax);
-  const C absmax = eng.max_abs(value);
+  const auto y = held<Hold>(eng, value);
+  const C absmax = eng.max_abs(y);
   if (out.scale_out) *out.scale_out = absmax / qmax;
   if (absmax == C(0)) {
     eng.for_each([&](const auto& at) { store_codes(at, out.codes, at.splat(C(0))); });
@@ -212,8 +236,8 @@ DYT_HOST_DEVICE DYT_INLINE void emit(const Engine& eng, const row_quantized<Q, C
     inv = qmax / (absmax * pre);
   }
   eng.for_each([&](const auto& at) {
-    using V = decltype(value(at));
-    store_codes(at, out.codes, V(V(value(at) * pre) * inv));
+    using V = decltype(y(at));
+    store_codes(at, out.codes, V(V(y(at) * pre) * inv));
   });
 }
 
