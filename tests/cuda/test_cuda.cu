@@ -443,7 +443,8 @@ TEST_CASE_TEMPLATE("Device functors: warp LayerNorm, block RMSNorm and the DyT e
 
 // ---- Derf and DyISRU (the point-wise layers beside DyT) ------------------------------------
 // Against tests/pointwise_truth.hpp's float64 truth with the device's bounds
-// (CUDA's erff/expf within 2 ulp; dalpha and dshift summed in any order), on
+// (CUDA's erff/expf within 2 ulp; on 16-bit rows the fast forms, erf through
+// tanh.approx and ISRU through rsqrtf; dalpha and dshift summed in any order), on
 // every shape and layout of the other tests, with the three parameter
 // variants; forward, backward (all gradients, dshift included), in place, and
 // the fused residual forward bit for bit against the add and then forward.

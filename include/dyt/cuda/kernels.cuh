@@ -72,7 +72,7 @@ struct row_args {
 // the parameter) and returns the row's shares of the scalar gradients: dalpha
 // and dshift for the point-wise layers, {0, 0} for the norms.
 // The point-wise layers (DyT, Derf, DyISRU): Squash is the device's squash
-// (ops/squash.hpp; tanh policies mapped by device_squash_t), Shift whether u
+// (ops/squash.hpp, mapped by device_squash in layers.cuh), Shift whether u
 // has Derf's shift.
 template <class Squash, bool Shift>
 struct pointwise_rows {

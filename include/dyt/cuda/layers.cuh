@@ -298,18 +298,29 @@ class layer_shell {
 
 // ---- The point-wise layers: DyT, Derf, DyISRU ------------------------------------------
 namespace cuda_detail {
-// The squash a device kernel runs for a layer's: tanh policies through
-// device_tanh_t (tanh_fast is tanh.approx.f32 there), the others as they are.
-template <class Squash>
+// The squash a device kernel runs for a layer's, on rows stored as T: tanh
+// policies through device_tanh_t (tanh_fast is tanh.approx.f32 there); on
+// 16-bit rows, erf as tanh.approx of a polynomial (ops::erf_tanh_squash) and
+// ISRU through rsqrtf (ops::isru_rsqrt_squash), whose errors the storage
+// hides (bench/RESULTS.md, GPU session 9, measures what they save).
+template <class Squash, class T>
 struct device_squash {
   using type = Squash;
 };
-template <class Tanh>
-struct device_squash<ops::tanh_squash<Tanh>> {
+template <class Tanh, class T>
+struct device_squash<ops::tanh_squash<Tanh>, T> {
   using type = ops::tanh_squash<device_tanh_t<Tanh>>;
 };
-template <class Kind>
-using pointwise_glue = pointwise_rows<typename device_squash<typename Kind::squash>::type, Kind::has_shift>;
+template <class T>
+struct device_squash<ops::erf_squash, T> {
+  using type = std::conditional_t<is_16bit_v<T>, ops::erf_tanh_squash<tanh_approx>, ops::erf_squash>;
+};
+template <class T>
+struct device_squash<ops::isru_squash, T> {
+  using type = std::conditional_t<is_16bit_v<T>, ops::isru_rsqrt_squash, ops::isru_squash>;
+};
+template <class Kind, class T>
+using pointwise_glue = pointwise_rows<typename device_squash<typename Kind::squash, T>::type, Kind::has_shift>;
 }  // namespace cuda_detail
 
 namespace detail {
@@ -320,8 +331,8 @@ namespace detail {
 // may be null.
 template <class Kind, class T>
 class pointwise_layer<Kind, T, cuda>
-    : public cuda_detail::layer_shell<pointwise_layer<Kind, T, cuda>, T, cuda_detail::pointwise_glue<Kind>> {
-  using base = cuda_detail::layer_shell<pointwise_layer<Kind, T, cuda>, T, cuda_detail::pointwise_glue<Kind>>;
+    : public cuda_detail::layer_shell<pointwise_layer<Kind, T, cuda>, T, cuda_detail::pointwise_glue<Kind, T>> {
+  using base = cuda_detail::layer_shell<pointwise_layer<Kind, T, cuda>, T, cuda_detail::pointwise_glue<Kind, T>>;
   friend base;
   static constexpr bool has_shift = Kind::has_shift;
 

@@ -219,12 +219,20 @@ struct lanes<cuda_detail::fvec<N>> {
   __device__ DYT_INLINE static V sqrt(const V& x) {
     return cuda_detail::map(x, [](float a) { return ::sqrtf(a); });
   }
+  // Within 2 ulp (CUDA's rsqrtf: one MUFU instruction), for ops::isru_rsqrt_squash.
+  __device__ DYT_INLINE static V rsqrt(const V& x) {
+    return cuda_detail::map(x, [](float a) { return ::rsqrtf(a); });
+  }
   // Derf's erf and its slope's exp (ops/squash.hpp): CUDA's erff (2 ulp) and expf (2 ulp).
   __device__ DYT_INLINE static V erf(const V& x) {
     return cuda_detail::map(x, [](float a) { return ::erff(a); });
   }
   __device__ DYT_INLINE static V exp(const V& x) {
     return cuda_detail::map(x, [](float a) { return ::expf(a); });
+  }
+  // __expf (ex2.approx of x log2(e)): within 2 + 1.173 |x| ulp (CUDA C Programming Guide).
+  __device__ DYT_INLINE static V exp_fast(const V& x) {
+    return cuda_detail::map(x, [](float a) { return ::__expf(a); });
   }
 };
 

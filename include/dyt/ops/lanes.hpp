@@ -3,7 +3,7 @@
 // The math in ops/ is a template over a "lanes" type V: a plain float or double
 // (the reference backend, the scalar tails of the CPU backend, CUDA threads) or
 // an xsimd batch (the CPU backend's vector body). Arithmetic operators work on
-// all of them directly; the few functions that differ (tanh, erf, exp, clamp, div, sqrt) go through
+// all of them directly; the few functions that differ (tanh, erf, exp, exp_fast, clamp, div, sqrt, rsqrt) go through
 // the customization point dyt::lanes<V>, specialized for xsimd batches in
 // cpu/simd.hpp. A class template, not overloads, so that a specialization
 // declared after this header is still found when ops/ is instantiated.
@@ -56,6 +56,17 @@ struct lanes<S, std::enable_if_t<std::is_floating_point<S>::value>> {
 #endif
   }
 
+  // exp where a few ulp more are welcome for speed (ops::erf_tanh_squash's
+  // slope): CUDA's __expf on the device, within 2 + 1.173 |x| ulp; exp on the host.
+  DYT_HOST_DEVICE static S exp_fast(S x) {
+#if defined(__CUDA_ARCH__)
+    if constexpr (std::is_same<S, float>::value) return ::__expf(x);
+    else return ::exp(x);
+#else
+    return std::exp(x);
+#endif
+  }
+
   DYT_HOST_DEVICE static S div(S a, S b) { return a / b; }
 
   DYT_HOST_DEVICE static S sqrt(S x) {
@@ -63,6 +74,17 @@ struct lanes<S, std::enable_if_t<std::is_floating_point<S>::value>> {
     return ::sqrt(x);
 #else
     return std::sqrt(x);
+#endif
+  }
+
+  // 1 / sqrt(x), for ops::isru_rsqrt_squash: CUDA's rsqrtf on the device
+  // (within 2 ulp); correctly rounded operations on the host.
+  DYT_HOST_DEVICE static S rsqrt(S x) {
+#if defined(__CUDA_ARCH__)
+    if constexpr (std::is_same<S, float>::value) return ::rsqrtf(x);
+    else return ::rsqrt(x);
+#else
+    return S(1) / std::sqrt(x);
 #endif
   }
 };

@@ -168,7 +168,7 @@ DYT_HOST_DEVICE DYT_INLINE C static_scale(double g, double b) {
 // One row's destinations (see the top of this file). Hold: y is held
 // between the dynamic path's two sweeps (eng.keep, which an engine with the
 // row in registers offers: CUDA's staged engine) rather than computed twice;
-// worth it where y is dear (a squashing function an element: DyT 22-32%
+// worth it where y is dear (a squashing function an element: DyT 19-32%
 // faster on an H200), not for the norms' affine y (held, RMSNorm and 16-bit
 // LayerNorm measured 10-15% slower; bench/RESULTS.md, GPU session 8).
 template <class Q, class C, bool Hold = false>
@@ -202,19 +202,11 @@ DYT_HOST_DEVICE DYT_INLINE void emit(const Engine& eng, T* y, F&& value) {
 }
 
 // y(at) for the dynamic path's two sweeps: held by the engine, or value
-// itself (called through a pointer: std::ref's call is host-only).
-template <class F>
-struct call_through {
-  F* f;
-  template <class At>
-  DYT_HOST_DEVICE DYT_INLINE auto operator()(const At& at) const {
-    return (*f)(at);
-  }
-};
+// itself (a reference to it: value may be a lambda holding the row's state).
 template <bool Hold, class Engine, class F>
 DYT_HOST_DEVICE DYT_INLINE auto held(const Engine& eng, F& value) {
   if constexpr (Hold) return eng.keep(value);
-  else return call_through<F>{&value};
+  else return [&value](const auto& at) { return value(at); };
 }
 
 template <class Engine, class Q, class C, bool Hold, class F>

@@ -44,6 +44,16 @@ struct tanh_squash {
 // f' = 2/sqrt(pi) exp(-u^2): 0 once u^2 passes exp's underflow (Inf
 // included), NaN for NaN. u * (0 - u) is -(u^2) exactly, written without a
 // unary minus, which not every lanes type has.
+// Fast: through lanes<V>::exp_fast (erf_tanh_squash's slope).
+template <bool Fast = false, class V>
+DYT_HOST_DEVICE DYT_INLINE V erf_slope(const V& u) {
+  using S = typename lanes<V>::scalar_type;
+  const V minus_u2 = u * (S(0) - u);
+  const S two_over_sqrt_pi = S(1.1283791670955126);
+  if constexpr (Fast) return V(lanes<V>::exp_fast(minus_u2) * two_over_sqrt_pi);
+  else return V(lanes<V>::exp(minus_u2) * two_over_sqrt_pi);
+}
+
 struct erf_squash {
   template <class V>
   DYT_HOST_DEVICE DYT_INLINE static V value(const V& u) {
@@ -51,9 +61,39 @@ struct erf_squash {
   }
   template <class At, class V>
   DYT_HOST_DEVICE DYT_INLINE static squashed<V> value_and_slope(const At&, const V& u) {
+    return {lanes<V>::erf(u), erf_slope(u)};
+  }
+};
+
+// erf as tanh(u P(u^2)) through a tanh policy, for rows whose storage hides
+// the error: the device runs it for 16-bit rows with tanh.approx.f32 (cuda/
+// layers.cuh, device_squash), where erff costs the kernels 1.5x DyT's time.
+// tools/fit_erf.py derives P (degree 4, weighted minimax of erf's relative
+// error on [0, 3.92]): within 3.8e-6 relative of erf (64 float u, evaluated
+// in float with fused multiply-adds) before the policy's own error, which on
+// the device is 2^-10.987 (a quarter of a bf16 ulp). u is clamped to +-3.92,
+// where erf is 1 to within 5.2e-8 (Inf gives +-1; a NaN stays NaN); u P(u^2)
+// rises on [0, 3.92], to 11.6, where tanh is 1 in float. The slope is erf's
+// own, 2/sqrt(pi) exp(-u^2), through lanes<V>::exp_fast (CUDA's __expf:
+// 2 + 1.173 u^2 ulp, 1.3e-5 relative at most while exp(-u^2) is a normal
+// float; beyond |u| = 9.3, where it is not, it flushes to 0;
+// tests/pointwise_truth.hpp bounds it).
+template <class Tanh>
+struct erf_tanh_squash {
+  template <class V>
+  DYT_HOST_DEVICE DYT_INLINE static V value(const V& u) {
     using S = typename lanes<V>::scalar_type;
-    const V minus_u2 = u * (S(0) - u);
-    return {lanes<V>::erf(u), V(lanes<V>::exp(minus_u2) * S(1.1283791670955126))};  // 2/sqrt(pi)
+    const V uc = lanes<V>::clamp(u, S(-3.92), S(3.92));
+    const V s = uc * uc;
+    V p = V(s * S(0x1.2997a4p-15) + S(-0x1.d43d54p-12));  // Horner, constants as tools/fit_erf.py prints them
+    p = V(p * s + S(-0x1.ab2c2ap-12));
+    p = V(p * s + S(0x1.a5479p-4));
+    p = V(p * s + S(0x1.20dd3p+0));
+    return Tanh::apply(V(uc * p));
+  }
+  template <class At, class V>
+  DYT_HOST_DEVICE DYT_INLINE static squashed<V> value_and_slope(const At&, const V& u) {
+    return {value(u), erf_slope<true>(u)};
   }
 };
 
@@ -78,26 +118,28 @@ struct isru_far<double> {
   static constexpr double value = 0x1p360;  // (2^360)^2 = 2^720 < DBL_MAX; 2^-1080 rounds to 0
 };
 
+// |u| clamped to isru_far: what both forms of ISRU below square.
+template <class V>
+DYT_HOST_DEVICE DYT_INLINE V isru_clamped(const V& u) {
+  using S = typename lanes<V>::scalar_type;
+  return lanes<V>::clamp(u, -isru_far<S>::value, isru_far<S>::value);
+}
+
 struct isru_squash {
   template <class V>
   DYT_HOST_DEVICE DYT_INLINE static V value(const V& u) {
-    const V uc = clamped(u);
+    const V uc = isru_clamped(u);
     return quotient(uc, root(uc));
   }
   template <class At, class V>
   DYT_HOST_DEVICE DYT_INLINE static squashed<V> value_and_slope(const At& at, const V& u) {
-    const V uc = clamped(u);
+    const V uc = isru_clamped(u);
     const V q = root(uc);
     const V r = lanes<V>::div(V(at.splat(1)), q);
     return {quotient(uc, q), V(r * r * r)};
   }
 
  private:
-  template <class V>
-  DYT_HOST_DEVICE DYT_INLINE static V clamped(const V& u) {
-    using S = typename lanes<V>::scalar_type;
-    return lanes<V>::clamp(u, -isru_far<S>::value, isru_far<S>::value);
-  }
   // sqrt(1 + u^2)
   template <class V>
   DYT_HOST_DEVICE DYT_INLINE static V root(const V& uc) {
@@ -108,6 +150,39 @@ struct isru_squash {
   DYT_HOST_DEVICE DYT_INLINE static V quotient(const V& uc, const V& q) {
     using S = typename lanes<V>::scalar_type;
     return lanes<V>::clamp(lanes<V>::div(uc, q), S(-1), S(1));
+  }
+};
+
+// The same function through the reciprocal square root: r = rsqrt(1 + u^2),
+// f = u r, f' = r^3, with the same clamps (u r, too, can land an ulp above
+// 1). For lanes whose rsqrt is one cheap instruction, where the storage type
+// hides its error: the device runs it for 16-bit rows (CUDA's rsqrtf, within
+// 2 float ulp, 1/64 of a bf16 half-ulp), in place of a correctly rounded
+// square root and division, which cost the 16-bit kernels 1.5x DyT's time
+// (cuda/layers.cuh, device_squash; tests/pointwise_truth.hpp bounds it).
+struct isru_rsqrt_squash {
+  template <class V>
+  DYT_HOST_DEVICE DYT_INLINE static V value(const V& u) {
+    const V uc = isru_clamped(u);
+    return product(uc, inverse_root(uc));
+  }
+  template <class At, class V>
+  DYT_HOST_DEVICE DYT_INLINE static squashed<V> value_and_slope(const At&, const V& u) {
+    const V uc = isru_clamped(u);
+    const V r = inverse_root(uc);
+    return {product(uc, r), V(r * r * r)};
+  }
+
+ private:
+  template <class V>
+  DYT_HOST_DEVICE DYT_INLINE static V inverse_root(const V& uc) {
+    using S = typename lanes<V>::scalar_type;
+    return lanes<V>::rsqrt(V(uc * uc + S(1)));
+  }
+  template <class V>
+  DYT_HOST_DEVICE DYT_INLINE static V product(const V& uc, const V& r) {
+    using S = typename lanes<V>::scalar_type;
+    return lanes<V>::clamp(V(uc * r), S(-1), S(1));
   }
 };
 
