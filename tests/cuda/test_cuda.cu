@@ -534,6 +534,58 @@ TEST_CASE_TEMPLATE("DyISRU on CUDA matches the float64 reference", T, float, bf1
   run_pointwise<dyisru_spec, T>();
 }
 
+// The edges of docs/pointwise.md on the device, where 16-bit rows run the fast
+// forms (erf through tanh.approx of a clamped argument, ISRU through rsqrtf):
+// +-Inf gives y = round(fl(+-gamma + beta)) and dx = 0 exactly, x = +-0 gives
+// y = beta exactly, and a NaN stays in its element. Columns 0..4 hold the
+// special values, in a row of 768 (the vector path) and of 17 (the tail).
+template <class Spec, class T>
+void pointwise_edges() {
+  const double specials[] = {HUGE_VAL, -HUGE_VAL, std::nan(""), 0.0, -0.0};
+  for (index_t cols : {17, 768}) {
+    rng g(seed_for((std::string("cuda edges ") + Spec::name).c_str(), std::uint64_t(cols)));
+    pw_problem<T> p(2, cols, dense_aligned, g);
+    for (index_t r = 0; r < 2; ++r)
+      for (int c = 0; c < 5; ++c) p.x.set(r, c, specials[c]);
+    INFO(Spec::name << "/" << tname<T>() << ", " << cols << " columns");
+    mirror<T> x(p.x), dy(p.dy), alpha(p.alpha), shift(p.shift), gamma(p.gamma), beta(p.beta);
+    const auto layer = make_layer<Spec, T, dyt::cuda>(alpha.data(), shift.data(), gamma.data(), beta.data(), cols);
+    guarded<T> y(2, cols), dx(2, cols);
+    mirror<T> dy_out(y), dx_out(dx);
+    pw_grads<T> gr(cols, dense_aligned);
+    mirror<T> dgamma(gr.slot[0]), dbeta(gr.slot[1]), dalpha(gr.slot[2]), dshift(gr.slot[3]);
+    typename Spec::template layer<T, dyt::cuda>::gradients grads;
+    grads.dgamma = dgamma.data();
+    grads.dbeta = dbeta.data();
+    grads.dalpha = dalpha.data();
+    if constexpr (Spec::has_shift) grads.dshift = dshift.data();
+    REQUIRE(layer.forward(x.cview(), dy_out.view(), nullptr).ok());
+    REQUIRE(layer.backward(x.cview(), dy.cview(), dx_out.view(), grads, nullptr).ok());
+    dy_out.download(y);
+    dx_out.download(dx);
+    for (index_t r = 0; r < 2; ++r)
+      for (int c = 0; c < 2; ++c) {
+        const float gam = float(p.gamma.get(0, c)), bet = float(p.beta.get(0, c));
+        guarded<T> want(1, 1);
+        want.set(0, 0, double(c == 0 ? gam + bet : -gam + bet));  // fl(+-gamma + beta), then T's rounding
+        CHECK_MESSAGE(y.get(r, c) == want.get(0, 0), "x = " << specials[c] << ": y " << y.get(r, c) << ", want "
+                                                         << want.get(0, 0));
+        CHECK_MESSAGE(dx.get(r, c) == 0.0, "x = " << specials[c] << ": dx " << dx.get(r, c));
+      }
+    for (index_t r = 0; r < 2; ++r) {
+      CHECK(std::isnan(y.get(r, 2)));
+      CHECK(std::isnan(dx.get(r, 2)));
+      if (!Spec::has_shift)  // Derf's shift moves erf off 0
+        for (int c = 3; c < 5; ++c) CHECK_MESSAGE(y.get(r, c) == p.beta.get(0, c), "x = " << specials[c]);
+    }
+  }
+}
+
+TEST_CASE_TEMPLATE("Derf and DyISRU on CUDA at +-Inf, +-0 and NaN", T, float, bf16, __half) {
+  pointwise_edges<derf_spec, T>();
+  pointwise_edges<dyisru_spec, T>();
+}
+
 // ---- The fused residual add ------------------------------------------------------------------
 // forward_residual: the new residual is round_T(float(x) + float(residual))
 // bit for bit (the kernels add in float and round once, as an add kernel
