@@ -229,7 +229,9 @@ __device__ DYT_INLINE void prefetch_l2(const void* p, std::size_t bytes) {
 // At most 64 registers a thread (two 512-thread blocks an SM): occupancy is what
 // keeps enough rows in flight. Measured faster than uncapped, though a few
 // instantiations spill a few dozen bytes.
-template <class Glue, class S, int N, int K, bool Residual>
+// Pipelined = false: a team per row (launcher::plan), so there is no next row
+// to load ahead, and no registers are spent on one.
+template <class Glue, class S, int N, int K, bool Residual, bool Pipelined>
 __global__ void __launch_bounds__(max_block, 1024 / max_block) forward_staged(row_args<S> a, int team_warps) {
   __shared__ float red[4 * max_block / 32];
   const team tm = make_team(team_warps, red);
@@ -248,6 +250,12 @@ __global__ void __launch_bounds__(max_block, 1024 / max_block) forward_staged(ro
       eng.stage(0, a.x + r * a.x_stride);
       eng.stage(1, a.residual + r * a.residual_stride);
       eng.add_staged(a.residual + r * a.residual_stride);
+      Glue::forward(eng, a, r, staged_tag<S>(0), a.y + r * a.y_stride, lead);
+    }
+  } else if constexpr (!Pipelined) {
+    staged_engine<S, N, K, 1> eng(a.cols, tm);
+    for (; r < a.rows; r += teams) {
+      eng.stage(0, a.x + r * a.x_stride);
       Glue::forward(eng, a, r, staged_tag<S>(0), a.y + r * a.y_stride, lead);
     }
   } else {
@@ -408,7 +416,7 @@ __global__ void __launch_bounds__(max_block) backward_staged(row_args<S> a, int 
 
 // One team per block; the block's partial sums accumulate in its workspace slot.
 template <class Glue, class S, int N, bool Residual>
-__global__ void __launch_bounds__(max_block) backward_loop(row_args<S> a, int team_warps) {
+__global__ void __launch_bounds__(max_block) backward_loop(row_args<S> a, int team_warps, bool /*ahead: staged only*/) {
   __shared__ float red[4 * max_block / 32];
   __shared__ float scratch[32];
   const team tm = make_team(team_warps, red);

@@ -71,9 +71,18 @@ struct launcher {
     return path == 2 ? 1 : path == 3 ? 2 : path == 4 ? (backward ? K_warp_bwd : K_warp) : (backward ? K_bwd : K_fwd);
   }
 
-  // The kernel a plan launches. A template on the pass, so that a launcher
-  // used for one pass only (the quantized forward's) instantiates only that
-  // pass's kernels.
+  // The plain forward of multi-warp rows (path 5) runs a team for every row
+  // where that measured faster on an H200 (Glue::team_per_row_fwd_*: f32 DyT
+  // and RMSNorm, 16-bit LayerNorm and RMSNorm, by 0.03 to 0.10 of copy at 4096
+  // and 8192 columns; bench/RESULTS.md, session 5), and then loads no row
+  // ahead; one-warp rows keep the persistent grid, which was as fast or faster
+  // there. The fused residual forward always runs a team per row (plan()).
+  static constexpr bool team_per_row_fwd = sizeof(S) == 4 ? Glue::team_per_row_fwd_f32 : Glue::team_per_row_fwd_16bit;
+  static constexpr bool pipelined_path5 = !Residual && !team_per_row_fwd;
+
+  // The kernel a plan launches: the one place a path maps to a kernel. A
+  // template on the pass, so that a launcher used for one pass only (the
+  // quantized forward's) instantiates only that pass's kernels.
   template <bool Backward>
   static const void* kernel(int path) {
     if constexpr (Backward) {
@@ -89,10 +98,10 @@ struct launcher {
       switch (path) {
         case 0: return (const void*)&forward_loop<Glue, S, 1, Residual>;
         case 1: return (const void*)&forward_loop<Glue, S, N, Residual>;
-        case 2: return (const void*)&forward_staged<Glue, S, N, 1, Residual>;
-        case 3: return (const void*)&forward_staged<Glue, S, N, 2, Residual>;
-        case 5: return (const void*)&forward_staged<Glue, S, N, K_fwd, Residual>;
-        default: return (const void*)&forward_staged<Glue, S, N, K_warp, Residual>;
+        case 2: return (const void*)&forward_staged<Glue, S, N, 1, Residual, !Residual>;
+        case 3: return (const void*)&forward_staged<Glue, S, N, 2, Residual, !Residual>;
+        case 5: return (const void*)&forward_staged<Glue, S, N, K_fwd, Residual, pipelined_path5>;
+        default: return (const void*)&forward_staged<Glue, S, N, K_warp, Residual, !Residual>;
       }
     }
   }
@@ -152,6 +161,16 @@ struct launcher {
       p.grid = needed;
       return cudaSuccess;
     }
+    // A team for every row (see team_per_row_fwd): blocks the hardware starts
+    // as others finish keep more rows in flight than a persistent grid. The
+    // fused residual forward cannot hold a team's next rows in registers beside
+    // its two inputs (forward_staged), so it always runs so (measured 0.61-0.83
+    // of copy persistent, 0.73-0.96 so; bench/RESULTS.md). Capped where a grid's
+    // x dimension ends; the kernels loop over any rows beyond.
+    if (!Backward && (Residual || (p.path == 5 && team_per_row_fwd))) {
+      p.grid = needed < index_t(0x7fffffff) ? needed : index_t(0x7fffffff);
+      return cudaSuccess;
+    }
     e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, fn, p.block, p.smem);
     // The fused residual backward stages the team's next row (h, dy, dh) ahead
     // in shared memory, where that fits without costing occupancy.
@@ -173,48 +192,32 @@ struct launcher {
     if (e != cudaSuccess) return e;
     const index_t resident = index_t(sms) * index_t(per_sm < 1 ? 1 : per_sm);
     p.grid = needed < resident ? needed : resident;
-    // The fused residual forward cannot hold a team's next rows in registers
-    // beside its two inputs (forward_staged), so it takes a team for every row
-    // instead of a persistent grid: blocks the hardware starts as others finish
-    // keep more rows in flight (measured 0.61-0.83 of copy persistent, 0.73-0.96
-    // so; bench/RESULTS.md). The plain forward of multi-warp rows (path 5) does
-    // the same where that measured faster on an H200 (Glue::team_per_row_fwd_*:
-    // f32 DyT and RMSNorm, 16-bit LayerNorm and RMSNorm, by 0.03 to 0.10 of
-    // copy at 4096 and 8192 columns; bench/RESULTS.md, session 5); one-warp rows
-    // keep the persistent grid, which was as fast or faster there. Capped where a
-    // grid's x dimension ends; the kernels loop over any rows beyond.
-    constexpr bool team_per_row_fwd = sizeof(S) == 4 ? Glue::team_per_row_fwd_f32 : Glue::team_per_row_fwd_16bit;
-    if (!Backward && (Residual || (p.path == 5 && team_per_row_fwd)))
-      p.grid = needed < index_t(0x7fffffff) ? needed : index_t(0x7fffffff);
     return cudaSuccess;
   }
 
-  static cudaError_t forward(const row_args<S>& a, const launch_plan& p, cudaStream_t stream) {
-    const dim3 grid(unsigned(p.grid)), block(unsigned(p.block));
-    switch (p.path) {
-      case 0: forward_loop<Glue, S, 1, Residual><<<grid, block, 0, stream>>>(a, p.team_warps); break;
-      case 1: forward_loop<Glue, S, N, Residual><<<grid, block, 0, stream>>>(a, p.team_warps); break;
-      case 2: forward_staged<Glue, S, N, 1, Residual><<<grid, block, 0, stream>>>(a, p.team_warps); break;
-      case 5: forward_staged<Glue, S, N, K_fwd, Residual><<<grid, block, 0, stream>>>(a, p.team_warps); break;
-      case 3: forward_staged<Glue, S, N, 2, Residual><<<grid, block, 0, stream>>>(a, p.team_warps); break;
-      default: forward_staged<Glue, S, N, K_warp, Residual><<<grid, block, 0, stream>>>(a, p.team_warps); break;
-    }
+  // Launches kernel<Backward>(p.path) with the kernels' arguments, by address
+  // (row_args, team_warps; backward's `ahead` too). The error, as after a
+  // <<<>>> launch, is cudaGetLastError's, which also clears it.
+  template <bool Backward>
+  static cudaError_t launch(const row_args<S>& a, const launch_plan& p, cudaStream_t stream) {
+    row_args<S> args = a;
+    int team_warps = p.team_warps;
+    bool ahead = p.ahead;
+    void* forward_params[] = {&args, &team_warps};
+    void* backward_params[] = {&args, &team_warps, &ahead};
+    (void)cudaLaunchKernel(kernel<Backward>(p.path), dim3(unsigned(p.grid)), dim3(unsigned(p.block)),
+                           Backward ? backward_params : forward_params, p.smem, stream);
     return cudaGetLastError();
+  }
+
+  static cudaError_t forward(const row_args<S>& a, const launch_plan& p, cudaStream_t stream) {
+    return launch<false>(a, p, stream);
   }
 
   // The rows pass, then (when the layer has parameter gradients) the fixed-order sum.
   static cudaError_t backward(const row_args<S>& a, const launch_plan& p, S* out0, S* out1, S* out_scalar0,
                               S* out_scalar1, bool accumulate, cudaStream_t stream) {
-    const dim3 grid(unsigned(p.grid)), block(unsigned(p.block));
-    switch (p.path) {
-      case 0: backward_loop<Glue, S, 1, Residual><<<grid, block, 0, stream>>>(a, p.team_warps); break;
-      case 1: backward_loop<Glue, S, N, Residual><<<grid, block, 0, stream>>>(a, p.team_warps); break;
-      case 2: backward_staged<Glue, S, N, 1, Residual><<<grid, block, p.smem, stream>>>(a, p.team_warps, p.ahead); break;
-      case 5: backward_staged<Glue, S, N, K_bwd, Residual><<<grid, block, p.smem, stream>>>(a, p.team_warps, p.ahead); break;
-      case 3: backward_staged<Glue, S, N, 2, Residual><<<grid, block, p.smem, stream>>>(a, p.team_warps, p.ahead); break;
-      default: backward_staged<Glue, S, N, K_warp_bwd, Residual><<<grid, block, p.smem, stream>>>(a, p.team_warps, p.ahead); break;
-    }
-    cudaError_t e = cudaGetLastError();
+    cudaError_t e = launch<true>(a, p, stream);
     const index_t n = index_t(a.col_grads) * a.cols + a.scalar_grads;
     if (e != cudaSuccess || n == 0 || !(out0 || out1 || out_scalar0 || out_scalar1)) return e;
     reduce_partials<S><<<unsigned((n + 31) / 32), dim3(32, 8), 0, stream>>>(
