@@ -8,10 +8,6 @@
 //   eng.max_abs(f)    the largest |f(at)| over the row (the quantized
 //                     forward's dynamic scale, ops/quantize.hpp), NaN if any
 //                     f(at) is NaN;
-//   eng.keep(f)       f's values over the row, computed once into the
-//                     engine's row buffer and read back from it (the
-//                     quantized forward's Hold; only an engine given a
-//                     buffer of cols values offers it: runner::rows_held);
 // where `at` is a position that loads, stores and broadcasts: a vector of
 // simd::width<C> columns in the body of the row and single columns in the
 // tail (any column count >= 1). Reductions use a fixed association order, so
@@ -87,7 +83,6 @@ template <class C, bool Vectorized, bool Prefetch = false>
 struct row_engine {
   using compute_type = C;
   index_t cols;
-  C* row_buffer = nullptr;  // cols values for keep(), or null (then keep is not called)
 
   template <class F>
   DYT_INLINE void for_each(F&& f) const {
@@ -167,21 +162,6 @@ struct row_engine {
       largest = a > largest ? a : largest;
     }
     return saw_nan ? C(NAN) : largest;
-  }
-
-  // Stores and loads of C are exact, so what keep's reader returns is what f
-  // returned, bit for bit: holding changes the cost, never the result.
-  struct kept {
-    const C* row;
-    template <class At>
-    DYT_INLINE auto operator()(const At& at) const {
-      return at.load(row);
-    }
-  };
-  template <class F>
-  DYT_INLINE kept keep(F&& f) const {
-    for_each([&](const auto& at) { at.store(row_buffer, f(at)); });
-    return {row_buffer};
   }
 
   template <class F>

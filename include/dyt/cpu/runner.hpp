@@ -27,14 +27,6 @@ struct runner {
     for (index_t r = 0; r < rows; ++r) row_fn(eng, r);
   }
 
-  // rows() with an engine whose keep() holds a row in row_buffer (cols
-  // values of C, the caller's scratch): the quantized forward's Hold.
-  template <class RowFn>
-  DYT_NOINLINE static void rows_held(index_t rows, index_t cols, C* row_buffer, const RowFn& row_fn) {
-    const engine eng{cols, row_buffer};
-    for (index_t r = 0; r < rows; ++r) row_fn(eng, r);
-  }
-
   // Backward over chunks [first, last) of the plan. Each chunk's slot is
   // zeroed, then row_fn(eng, r, col_acc, scalar_acc) adds each row's
   // contribution in row order (the accumulators are null without a workspace;
