@@ -190,7 +190,8 @@ void bm_residual_backward(benchmark::State& state) {
 // the scales (a row's worth per row for the dynamic scale, a column's worth
 // for the static one). "static" divides by per-channel scales computed once
 // at load time (DyT's static_scales: never clips); "dynamic" finds each
-// row's largest |y| first, computing y twice while the row is in cache.
+// row's largest |y| first, then encodes: the norms compute y again while the
+// row is in cache, the point-wise layers hold it in a row buffer.
 // memcpy_<q> copies half those bytes: the same bytes moved.
 template <class Q>
 const char* quant_name() {

@@ -8,6 +8,9 @@
 //   eng.max_abs(f)    the largest |f(at)| over the row (the quantized
 //                     forward's dynamic scale, ops/quantize.hpp), NaN if any
 //                     f(at) is NaN;
+//   eng.keep(f)       f's values over the row, computed once into a row
+//                     buffer and read back from it (the quantized forward's
+//                     Hold; only held_row_engine, below, offers it);
 // where `at` is a position that loads, stores and broadcasts: a vector of
 // simd::width<C> columns in the body of the row and single columns in the
 // tail (any column count >= 1). Reductions use a fixed association order, so
@@ -197,6 +200,29 @@ struct row_engine {
       tail.second += s.second;
     }
     return {body.first + tail.first, body.second + tail.second};
+  }
+};
+
+// A row_engine with a buffer of cols values of C, for keep(). A type of its
+// own, so that every other instantiation, and the code the compiler makes of
+// it, stays as it was.
+template <class C, bool Vectorized, bool Prefetch = false>
+struct held_row_engine : row_engine<C, Vectorized, Prefetch> {
+  C* row_buffer;
+
+  // Stores and loads of C are exact, so what keep's reader returns is what f
+  // returned, bit for bit: holding changes the cost, never the result.
+  struct kept {
+    const C* row;
+    template <class At>
+    DYT_INLINE auto operator()(const At& at) const {
+      return at.load(row);
+    }
+  };
+  template <class F>
+  DYT_INLINE kept keep(F&& f) const {
+    this->for_each([&](const auto& at) { at.store(row_buffer, f(at)); });
+    return {row_buffer};
   }
 };
 

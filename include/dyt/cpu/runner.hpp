@@ -15,6 +15,7 @@ template <class Backend, class T, bool Prefetch = false>
 struct runner {
   using C = typename backend_traits<Backend, T>::compute_type;
   using engine = row_engine<C, backend_traits<Backend, T>::vectorized, Prefetch>;
+  using held_engine = held_row_engine<C, backend_traits<Backend, T>::vectorized, Prefetch>;
 
   // row_fn(eng, r) for every row r in [0, rows). Out of line, like chunks():
   // every caller of a layer's forward (a whole tensor, a thread's subrows, a
@@ -24,6 +25,14 @@ struct runner {
   template <class RowFn>
   DYT_NOINLINE static void rows(index_t rows, index_t cols, const RowFn& row_fn) {
     const engine eng{cols};
+    for (index_t r = 0; r < rows; ++r) row_fn(eng, r);
+  }
+
+  // rows() with an engine whose keep() holds a row in row_buffer (cols
+  // values of C, the caller's scratch): the quantized forward's Hold.
+  template <class RowFn>
+  DYT_NOINLINE static void rows_held(index_t rows, index_t cols, C* row_buffer, const RowFn& row_fn) {
+    const held_engine eng{{cols}, row_buffer};
     for (index_t r = 0; r < rows; ++r) row_fn(eng, r);
   }
 

@@ -6,6 +6,8 @@
 //   static constexpr const char* name;          "dyt::LayerNorm", for messages
 //   static constexpr int stats_saved;           0 (DyT), 1 (rstd), 2 (mean, rstd)
 //   static constexpr bool prefetch_rows;        software prefetch in row sweeps (cpu/row_engine.hpp)
+//   static constexpr bool hold_quantized_y;     the dynamic quantized forward holds y in a row
+//                                               buffer rather than computing it twice (ops/quantize.hpp)
 //   void check_params(arg_check&) const;        eps, alpha, ...
 //   void add_params(region_list&) const;        its parameter arrays
 //   grad_layout layout() const;                 which gradient sums it keeps
@@ -118,10 +120,20 @@ class layer_base {
       regions.array("scales.out", scales.out, x.rows, true);
     }
     if (!check.ok() || !check.no_overlap(regions).ok()) return check.result();
-    if constexpr (per_channel)
+    if constexpr (per_channel) {
       run<>::rows(x.rows, cols_, self().row_forward(x, ops::channel_quantized_rows<Q, C>{y, scales.in}, save));
-    else
+    } else if constexpr (Derived::hold_quantized_y) {
+      if (x.rows == 0) return status();
+      // One row of y: cols values, reused by every row of the call.
+      std::unique_ptr<C[]> row(new (std::nothrow) C[std::size_t(cols_)]);
+      if (!row)
+        return status::error(errc::out_of_memory, "%s: cannot allocate the %zu-byte row buffer", fn,
+                             std::size_t(cols_) * sizeof(C));
+      run<>::rows_held(x.rows, cols_, row.get(),
+                       self().row_forward(x, ops::row_quantized_rows<Q, C, true>{y, scales.out}, save));
+    } else {
       run<>::rows(x.rows, cols_, self().row_forward(x, ops::row_quantized_rows<Q, C>{y, scales.out}, save));
+    }
     return status();
   }
 

@@ -196,6 +196,9 @@ class pointwise_layer : public layer_base<pointwise_layer<Kind, T, Backend>, T, 
   // One sweep reading x (and dy) beside gamma and beta: measured faster with
   // software prefetch (bench/RESULTS.md).
   static constexpr bool prefetch_rows = true;
+  // y costs a squashing function an element: the dynamic quantized forward
+  // holds it rather than computing it twice (bench/RESULTS.md).
+  static constexpr bool hold_quantized_y = true;
 
   // u's map: alpha alone (u = alpha x, one multiply), or alpha and shift.
   auto load_map() const {

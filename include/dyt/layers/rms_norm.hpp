@@ -108,6 +108,7 @@ class RMSNorm : public detail::layer_base<RMSNorm<T, Backend>, T, Backend> {
   // Its first sweep reads x alone, which the hardware prefetcher follows;
   // software prefetch measured slower (bench/RESULTS.md).
   static constexpr bool prefetch_rows = false;
+  static constexpr bool hold_quantized_y = false;  // y is cheap to compute again
 
   void check_params(detail::arg_check& check) const {
     check.eps(eps_, "eps", double(ops::largest<C>()));

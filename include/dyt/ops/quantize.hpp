@@ -17,8 +17,8 @@
 //
 // y ~ q * scale. The dynamic path computes y twice (once for the maximum,
 // once to store it; or once, held between the two, where the destination
-// says Hold and the engine can: CUDA's staged kernels of the point-wise
-// layers), the static one once: that and the reduction are what a static
+// says Hold: the point-wise layers, on the CPU and in CUDA's staged
+// kernels), the static one once: that and the reduction are what a static
 // scale saves (bench/bench_cpu.cpp's *_forward_int8 / *_forward_e4m3
 // rows, docs/quantize.md).
 //
@@ -166,8 +166,8 @@ DYT_HOST_DEVICE DYT_INLINE C static_scale(double g, double b) {
 }
 
 // One row's destinations (see the top of this file). Hold: y is held
-// between the dynamic path's two sweeps (eng.keep, which an engine with the
-// row in registers offers: CUDA's staged engine) rather than computed twice;
+// between the dynamic path's two sweeps (eng.keep: in registers on CUDA's
+// staged engine, in a row buffer on the CPU's) rather than computed twice;
 // worth it where y is dear (a squashing function an element: DyT 19-32%
 // faster on an H200), not for the norms' affine y (held, RMSNorm and 16-bit
 // LayerNorm measured 10-15% slower; bench/RESULTS.md, GPU session 8).
@@ -183,11 +183,11 @@ struct channel_quantized {
 };
 
 // The same for a whole tensor: the layers' forward loops ask each for row r.
-template <class Q, class C>
+template <class Q, class C, bool Hold = false>
 struct row_quantized_rows {
   rows_view<Q> codes;
   C* scales;
-  row_quantized<Q, C> row(index_t r) const { return {codes.row(r), scales + r}; }
+  row_quantized<Q, C, Hold> row(index_t r) const { return {codes.row(r), scales + r}; }
 };
 template <class Q, class C>
 struct channel_quantized_rows {
