@@ -7,7 +7,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <string>
 #include <vector>
 
 #include <dyt/dyt.hpp>
@@ -16,9 +15,8 @@
 
 namespace dyt_test {
 
-// Gradient slots, as bits of a request mask.
+// Gradient slots (kGradNames, support.hpp), as bits of a request mask.
 enum : unsigned { want_dgamma = 1, want_dbeta = 2, want_dalpha = 4 };
-const std::string kGradNames[] = {"dgamma", "dbeta", "dalpha"};
 
 struct backward_truth {
   expected_output dx;

@@ -113,8 +113,7 @@ typename Spec::template layer<T, B> make_layer(const pw_problem<T>& p, const var
                                 v.beta ? p.beta.data() : nullptr, p.cols);
 }
 
-// Gradient slots: dgamma, dbeta (1 x cols), dalpha, dshift (1 x 1).
-const std::string kGradNames[] = {"dgamma", "dbeta", "dalpha", "dshift"};
+// Gradient slots: kGradNames' (support.hpp).
 template <class T>
 struct pw_grads {
   guarded<T> slot[4];

@@ -389,6 +389,10 @@ struct problem {
 constexpr double kLayerNormEps = 1e-5;
 constexpr double kRmsNormEps = 1e-6;
 
+// Parameter gradient slots, as the tests number them: dgamma, dbeta (1 x cols),
+// dalpha, dshift (1 x 1; Derf's shift).
+const std::string kGradNames[] = {"dgamma", "dbeta", "dalpha", "dshift"};
+
 // ---- Error model ----------------------------------------------------------
 
 constexpr double u64 = 0x1p-53;
