@@ -11,6 +11,7 @@
 
 #include <dyt/dyt.hpp>
 
+#include "layer_variants.hpp"
 #include "support.hpp"
 
 namespace dyt_test {
@@ -26,14 +27,6 @@ struct backward_truth {
 
 // ---------------------------------------------------------------------------
 // DyT
-
-struct dyt_variant {
-  int id;
-  const char* name;
-  bool gamma, beta;
-};
-const dyt_variant kDytVariants[] = {
-    {0, "gamma and beta", true, true}, {1, "gamma only (LLaMA)", true, false}, {2, "neither (DiT)", false, false}};
 
 template <class T>
 backward_truth dyt_truth(const problem<T>& p, const dyt_variant& v, double policy_ulps) {
@@ -92,16 +85,6 @@ backward_truth dyt_truth(const problem<T>& p, const dyt_variant& v, double polic
 
 // ---------------------------------------------------------------------------
 // LayerNorm
-
-struct ln_variant {
-  int id;
-  const char* name;
-  bool gamma, beta;
-};
-const ln_variant kLnVariants[] = {{0, "gamma and beta", true, true},
-                                  {1, "gamma only", true, false},
-                                  {2, "beta only", false, true},
-                                  {3, "neither (elementwise_affine=False)", false, false}};
 
 template <class T>
 backward_truth layer_norm_truth(const problem<T>& p, const ln_variant& v) {
@@ -177,16 +160,6 @@ backward_truth layer_norm_truth(const problem<T>& p, const ln_variant& v) {
 
 // ---------------------------------------------------------------------------
 // RMSNorm
-
-struct rms_variant {
-  int id;
-  const char* name;
-  bool gamma;
-  dyt::gamma_form form;
-};
-const rms_variant kRmsVariants[] = {{0, "gamma", true, dyt::gamma_form::plain},
-                                    {1, "no gamma", false, dyt::gamma_form::plain},
-                                    {2, "(1 + gamma) (Gemma)", true, dyt::gamma_form::one_plus}};
 
 template <class T>
 backward_truth rms_norm_truth(const problem<T>& p, const rms_variant& v) {

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "layer_variants.hpp"
 #include "support.hpp"
 
 namespace {
@@ -85,14 +86,6 @@ std::string case_name(const char* what) {
 
 // ---------------------------------------------------------------------------
 // DyT
-
-struct dyt_variant {
-  int id;
-  const char* name;
-  bool gamma, beta;
-};
-const dyt_variant kDytVariants[] = {
-    {0, "gamma and beta", true, true}, {1, "gamma only (LLaMA)", true, false}, {2, "neither (DiT)", false, false}};
 
 // policy_ulps: the bound of the tanh policy the tested backend uses (the
 // reference's std::tanh in double is within 2.2 double ulp, no more than any
@@ -213,16 +206,6 @@ TEST_CASE("DyT's default tanh policy is fast for 16-bit storage and precise for 
 
 // ---------------------------------------------------------------------------
 // LayerNorm
-
-struct ln_variant {
-  int id;
-  const char* name;
-  bool gamma, beta;
-};
-const ln_variant kLnVariants[] = {{0, "gamma and beta", true, true},
-                                  {1, "gamma only", true, false},
-                                  {2, "beta only", false, true},
-                                  {3, "neither (elementwise_affine=False)", false, false}};
 
 // Row statistics in float64 for the bounds: m1 = rstd * mean|x| is how far the
 // row sits from zero in units of its spread (m1 <= 1 + |mean| rstd).
@@ -365,16 +348,6 @@ TEST_CASE("LayerNorm's variance keeps its accuracy when the mean dwarfs the spre
 
 // ---------------------------------------------------------------------------
 // RMSNorm
-
-struct rms_variant {
-  int id;
-  const char* name;
-  bool gamma;
-  dyt::gamma_form form;
-};
-const rms_variant kRmsVariants[] = {{0, "gamma", true, dyt::gamma_form::plain},
-                                    {1, "no gamma", false, dyt::gamma_form::plain},
-                                    {2, "(1 + gamma) (Gemma)", true, dyt::gamma_form::one_plus}};
 
 // The gain w multiplying column c: gamma, 1 + gamma, or 1.
 template <class T>

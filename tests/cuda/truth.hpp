@@ -14,23 +14,25 @@
 #pragma once
 
 #include "../backward_truth.hpp"
+#include "../layer_variants.hpp"
 #include "../support.hpp"
 
 namespace dyt_test {
 namespace fwd {
 
+// The layers' parameter variants (layer_variants.hpp), named fwd:: here as
+// the CUDA tests spell them.
+using dyt_test::dyt_variant;
+using dyt_test::kDytVariants;
+using dyt_test::kLnVariants;
+using dyt_test::kRmsVariants;
+using dyt_test::ln_variant;
+using dyt_test::rms_variant;
+
 struct forward_truth {
   expected_output y;
   expected_output mean, rstd;  // 1 x rows, where the layer saves them
 };
-
-struct dyt_variant {
-  int id;
-  const char* name;
-  bool gamma, beta;
-};
-const dyt_variant kDytVariants[] = {
-    {0, "gamma and beta", true, true}, {1, "gamma only (LLaMA)", true, false}, {2, "neither (DiT)", false, false}};
 
 // policy_ulps: the bound of the tanh policy the tested backend uses (the
 // reference's std::tanh in double is within 2.2 double ulp, no more than any
@@ -58,16 +60,6 @@ forward_truth dyt_truth(const problem<T>& p, const dyt_variant& v, double policy
     }
   return t;
 }
-
-struct ln_variant {
-  int id;
-  const char* name;
-  bool gamma, beta;
-};
-const ln_variant kLnVariants[] = {{0, "gamma and beta", true, true},
-                                  {1, "gamma only", true, false},
-                                  {2, "beta only", false, true},
-                                  {3, "neither (elementwise_affine=False)", false, false}};
 
 // Row statistics in float64 for the bounds: m1 = rstd * mean|x| is how far the
 // row sits from zero in units of its spread (m1 <= 1 + |mean| rstd).
@@ -117,16 +109,6 @@ forward_truth layer_norm_truth(const problem<T>& p, const ln_variant& v) {
   }
   return t;
 }
-
-struct rms_variant {
-  int id;
-  const char* name;
-  bool gamma;
-  dyt::gamma_form form;
-};
-const rms_variant kRmsVariants[] = {{0, "gamma", true, dyt::gamma_form::plain},
-                                    {1, "no gamma", false, dyt::gamma_form::plain},
-                                    {2, "(1 + gamma) (Gemma)", true, dyt::gamma_form::one_plus}};
 
 // The gain w multiplying column c: gamma, 1 + gamma, or 1.
 template <class T>
