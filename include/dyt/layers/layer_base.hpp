@@ -138,7 +138,12 @@ class layer_base {
   }
 
   // residual <- x + residual (rounded to T, as an add kernel would store it),
-  // then the layer on that row while it is still in cache.
+  // then the layer on that row while it is still in cache. The layer's row
+  // runs through the very function forward() runs (run<>::rows of the same
+  // row function, on a one-row view), never inlined into another loop, so y is
+  // bit for bit forward(h) whatever FMA contraction a compiler chooses where
+  // it inlines (the fused backward's dx once moved so on aarch64); the add
+  // before it is one exact sum, rounded once.
   status forward_residual_impl(const char* fn, rows_view<const T> x, rows_view<T> residual, rows_view<T> y,
                                row_stats<C> save) const {
     arg_check check(fn);
@@ -147,16 +152,18 @@ class layer_base {
     check.view(residual, "residual").same_shape(residual, "residual", x, "x");
     regions.view("residual", residual, true);
     if (!check.ok() || !check.no_overlap(regions).ok()) return check.result();
-    const auto layer_row = self().row_forward(residual, y, save);
-    run<>::rows(x.rows, cols_, [&](const auto& eng, index_t r) {
+    for (index_t r = 0; r < x.rows; ++r) {
       const T* x_row = x.row(r);
       T* h_row = residual.row(r);
-      eng.for_each([&](const auto& at) {
-        auto h = at.load(x_row) + at.load(h_row);
-        at.store(h_row, decltype(h)(h));
+      run<>::rows(1, cols_, [&](const auto& eng, index_t) {
+        eng.for_each([&](const auto& at) {
+          auto h = at.load(x_row) + at.load(h_row);
+          at.store(h_row, decltype(h)(h));
+        });
       });
-      layer_row(eng, r);
-    });
+      const row_stats<C> save_r(save.mean ? save.mean + r : nullptr, save.rstd ? save.rstd + r : nullptr);
+      run<>::rows(1, cols_, self().row_forward(residual.subrows(r, r + 1), y.subrows(r, r + 1), save_r));
+    }
     return status();
   }
 
